@@ -1,0 +1,499 @@
+"""Multilingual heuristic classifier of naturally occurring feedback (Don-Yehiya et al., 2024).
+
+For one user turn it weighs cheap signals — cue lexicons (``lexicons.py``) weighted by where the cue
+sits, the shape of the turn (a short question about the reply, a negation aimed at it, an error paste
+after code) and similarity to the user's earlier turns (``similarity.py``) — and returns one of the
+five categories or ``None``. When several categories fire, the PRIORITY rule of the guidelines picks
+the strongest negative one. Only a bounded head (and tail) of each text is read, so the cost per turn
+stays flat however much the user pasted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from re import _constants as _C  # noqa: PLC2701 - the regex parser gives each cue's required literals
+from re import _parser as _P  # noqa: PLC2701
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from natfeed.categories import PRIORITY
+from natfeed.extract import lexicons as lx
+from natfeed.extract.similarity import new_tokens, overlap_profile, shared_content_words
+
+REPHRASE = "repeat_or_rephrase"
+CORRECTION = "make_aware_with_correction"
+COMPLAINT = "make_aware_without_correction"
+CLARIFY = "ask_for_clarification"
+POSITIVE = "positive_feedback"
+
+
+class HeuristicParams(BaseModel):
+    """Thresholds of the heuristic classifier (the ``extract.heuristic`` section of params.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # decision
+    min_confidence: float = Field(
+        0.5, ge=0, le=1, description="Turns whose best signal is below this are reported as none."
+    )
+    # rephrase detection
+    rephrase_similarity: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Character-trigram Jaccard with an earlier user turn from which a turn counts as a rephrase.",
+    )
+    repeat_similarity: float = Field(
+        0.9, ge=0, le=1, description="Jaccard from which a turn is a (near-)identical re-send."
+    )
+    rephrase_containment: float = Field(
+        0.85,
+        ge=0,
+        le=1,
+        description="Trigram containment that marks a re-send with an added constraint (with Jaccard >= 0.3).",
+    )
+    compare_turns: int = Field(
+        3, ge=1, description="How many of the latest earlier user turns a turn is compared with."
+    )
+    similarity_chars: int = Field(400, ge=20, description="Prefix length (characters) used for similarity.")
+    # where cues count
+    head_chars: int = Field(400, ge=50, description="Characters at the start of a turn searched for cues.")
+    tail_chars: int = Field(
+        160, ge=0, description="Characters at the end of a long turn searched for negative cues."
+    )
+    start_window: int = Field(
+        30, ge=0, description="A cue starting within this many characters sits 'at the start'."
+    )
+    short_turn_chars: int = Field(
+        160, ge=1, description="Turns up to this length are short: a cue anywhere in them counts fully."
+    )
+    long_turn_chars: int = Field(
+        1200, ge=1, description="Turns longer than this are pastes: cues not at the start count little."
+    )
+    question_chars: int = Field(220, ge=1, description="Longest turn treated as a question about the reply.")
+
+
+@dataclass(frozen=True)
+class TurnDecision:
+    """The classifier's answer for one user turn."""
+
+    category: str | None
+    confidence: float
+    cue: str
+
+
+@dataclass(frozen=True)
+class _Signal:
+    category: str
+    confidence: float
+    cue: str
+
+
+def _group(lang: str, patterns: Sequence[str]) -> str:
+    body = "|".join(patterns)
+    if lang in lx.SPACED:
+        return rf"(?P<{lang}>(?<!\w)(?:{body})(?!\w))"
+    return rf"(?P<{lang}>{body})"
+
+
+class _StartMatcher:
+    """A cue table matched only at the start of a turn (after an optional filler word)."""
+
+    def __init__(self, table: lx.Table) -> None:
+        alternation = "|".join(_group(lang, pats) for lang, pats in table.items())
+        filler = r"(?:(?:ok(?:ay)?|oh|hmm+|well|but|and|so|yes|yeah|ah|嗯|哦|ну|а|и|bueno|bon|also|então)[\s,.!…]+)?"
+        self._regex = re.compile(rf"^[\s\W]{{0,3}}{filler}(?:{alternation})")
+
+    def search(self, text: str) -> tuple[int, int, str, str] | None:
+        """(start, end, language, matched text) of the opening cue, or None."""
+        m = self._regex.match(text)
+        if m is None or m.lastgroup is None:
+            return None
+        return m.start(m.lastgroup), m.end(), m.lastgroup, m.group(m.lastgroup)
+
+
+def _required_literals(seq: Any) -> frozenset[str] | None:
+    """Literals one of which every match of a parsed regex contains (None when there is none)."""
+    best: frozenset[str] | None = None
+    run: list[str] = []
+    items: list[frozenset[str] | None] = []
+    for op, av in list(seq) + [(None, None)]:
+        if op is _C.LITERAL:
+            run.append(chr(av))
+            continue
+        if run:
+            items.append(frozenset(("".join(run).strip(),)))
+            run = []
+        if op is _C.SUBPATTERN:
+            items.append(_required_literals(av[3]))
+        elif op is _C.BRANCH:
+            subs = [_required_literals(b) for b in av[1]]
+            items.append(None if any(x is None for x in subs) else frozenset().union(*subs))  # type: ignore[arg-type]
+        elif op in (_C.MAX_REPEAT, _C.MIN_REPEAT) and av[0] >= 1:
+            items.append(_required_literals(av[2]))
+    for item in items:
+        if item and (best is None or min(map(len, item)) > min(map(len, best))):
+            best = item
+    return best
+
+
+class _LiteralScanner:
+    """Finds which of a set of literals occur in a text with one prefix-trie regex scan.
+
+    The scan is non-overlapping, so a literal that starts inside a longer match can be missed;
+    literals are stripped of surrounding spaces to keep such overlaps rare.
+    """
+
+    def __init__(self, literals: set[str]) -> None:
+        words = sorted(literals)
+        # a literal found also stands for every shorter literal inside it
+        self._closure = {w: frozenset(o for o in words if o in w) for w in words}
+        self._scan = re.compile(_trie_regex(words)) if words else None
+
+    def present(self, text: str) -> set[str]:
+        """The literals found in ``text`` (non-overlapping scan, longest first, prefixes added)."""
+        if self._scan is None:
+            return set()
+        out: set[str] = set()
+        for lit in set(self._scan.findall(text)):
+            out |= self._closure[lit]
+        return out
+
+
+class _CueMatcher:
+    """First match of any fragment of a cue table, fast on texts without cues.
+
+    Python's ``re`` tries every alternative at every position, so one big alternation costs ~100 µs
+    on a 400-character head. Instead each fragment keeps the literals one of which it must contain;
+    a trie scan (shared by all tables, see ``_LiteralScanner``) finds the present literals and only
+    the fragments owning them are run.
+    """
+
+    def __init__(self, table: lx.Table) -> None:
+        self._patterns: list[tuple[str, re.Pattern[str]]] = []
+        self._always: list[int] = []
+        self.owners: dict[str, set[int]] = {}
+        for lang, frags in table.items():
+            for frag in frags:
+                idx = len(self._patterns)
+                body = rf"(?<!\w)(?:{frag})(?!\w)" if lang in lx.SPACED else frag
+                self._patterns.append((lang, re.compile(body)))
+                lits = _required_literals(_P.parse(frag))
+                if not lits:
+                    self._always.append(idx)
+                for lit in lits or ():
+                    self.owners.setdefault(lit, set()).add(idx)
+        self._scanner = _LiteralScanner(set(self.owners))
+
+    def search(self, text: str, present: set[str] | None = None) -> tuple[int, int, str, str] | None:
+        """(start, end, language, matched text) of the earliest cue in ``text``, or None.
+
+        ``present`` are the literals already known to occur in ``text`` (from a shared scan).
+        """
+        if present is None:
+            present = self._scanner.present(text)
+        cands: set[int] = set(self._always)
+        for lit in present & self.owners.keys():
+            cands |= self.owners[lit]
+        best: tuple[int, int, str, str] | None = None
+        for idx in cands:
+            lang, pat = self._patterns[idx]
+            m = pat.search(text)
+            if m is not None and (best is None or (m.start(), -m.end()) < (best[0], -best[1])):
+                best = (m.start(), m.end(), lang, m.group(0))
+        return best
+
+
+def _trie_regex(words: Sequence[str]) -> str:
+    """A regex matching the longest of ``words`` at a position, factored as a prefix trie."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+    return _trie_node(trie)
+
+
+def _trie_node(node: dict[str, Any]) -> str:
+    alts = [re.escape(ch) + _trie_node(child) for ch, child in sorted(node.items()) if ch]
+    if not alts:
+        return ""
+    body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+    return f"(?:{body})?" if "" in node else body
+
+
+_POS_START = _StartMatcher(lx.POSITIVE_START)
+_POS_ANY = _CueMatcher(lx.POSITIVE_ANY)
+_COMP_START = _StartMatcher(lx.COMPLAINT_START)
+_COMP_ANY = _CueMatcher(lx.COMPLAINT_ANY)
+_CORR_ANY = _CueMatcher(lx.CORRECTION_ANY)
+_CLAR_ANY = _CueMatcher(lx.CLARIFY_ANY)
+_WHY = _CueMatcher(lx.WHY_CUES)
+_DEICTIC = _CueMatcher(lx.DEICTIC)
+_SELF = _CueMatcher(lx.SELF_CORRECTION)
+_CONT_ONLY = re.compile(
+    rf"^\W*(?:please\W*)?(?:{'|'.join(p for ps in lx.CONTINUATION.values() for p in ps)})\W*(?:please)?\W*$"
+)
+_RETRY = _CueMatcher(lx.RETRY)
+_REFUSAL = _CueMatcher(lx.REFUSAL)
+_ERROR = _CueMatcher({"code": lx.ERROR_OUTPUT})
+_REPLY_ASKS = re.compile("|".join(lx.REPLY_ASKS_USER))
+_HEAD_SCAN = _LiteralScanner(
+    set().union(
+        *(
+            m.owners
+            for m in (_POS_ANY, _COMP_ANY, _CORR_ANY, _CLAR_ANY, _WHY, _DEICTIC, _SELF, _RETRY, _ERROR)
+        )
+    )
+)
+_ANY_TABLES: tuple[tuple[_CueMatcher, str, str, float], ...] = (
+    (_COMP_ANY, COMPLAINT, "complaint", 0.75),
+    (_CORR_ANY, CORRECTION, "correction", 0.7),
+    (_CLAR_ANY, CLARIFY, "clarify", 0.78),
+)
+_CODE = re.compile("|".join(lx.CODE_IN_REPLY), re.MULTILINE)
+_GREETING = re.compile(
+    r"how (?:can|may) i (?:help|assist)|what can i do for you|有什么(?:可以|能)帮|чем (?:я )?могу (?:вам |тебе )?помочь"
+    r"|en qué puedo ayudar|comment puis-je vous aider|wie kann ich (?:dir|ihnen) helfen|como posso (?:te )?ajudar"
+)
+_QUOTED = re.compile(r"[\"“«'‘「]([^\"”»'’」\n]{3,80})[\"”»'’」]")
+_QUESTION_START = re.compile(
+    r"^\W*(?:why|how|what|which|is|are|does|do|did|can|could|should|would|where|when|who|"
+    r"为什么|为啥|怎么|什么|почему|как|что|зачем|por ?qu[eé]|c[oó]mo|qu[eé]|pourquoi|comment|warum|wie|was|porque)(?!\w)"
+)
+_WORDS = re.compile(r"\w+")
+_REVISION = re.compile(
+    r"^\W*(?:please |pls )?(?:make|keep|change|rewrite|re write|write|shorten|simplify|do) (?:it|this|that|the (?!following)\w+|in)\b.{0,40}?"
+    r"\b(?:more|less|shorter|longer|simpler|simple|simplicity|easier|better|(?:one|two|three|\d+) (?:words|lines|sentences))\b"
+    r"|^\W*(?:shorter|longer|simpler|more \w+|less \w+)\W*$"
+    r"|^\W*(?:сделай|перепиши|измени|упрости|сократи)\w*.{0,30}?(?:коро\w+|проще|длинн\w+|более|менее|подробн\w+)"
+    r"|^\W*(?:再|改得?|写得?)(?:短|长|简单|详细|正式)"
+    r"|^\W*(?:hazlo|haz|reescribe|cambia)\w*.{0,30}?(?:más|menos)"
+    r"|^\W*(?:rends|réécris|fais)\w*.{0,30}?(?:plus|moins)"
+    r"|^\W*(?:mach|schreibe?|ändere)\w*.{0,40}?(?:\w+er\b|kürzer|einfacher|länger)"
+    r"|^\W*(?:faça|deixe|reescreva)\w*.{0,30}?(?:mais|menos)"
+)
+
+
+def _position_weight(pos: int, length: int, p: HeuristicParams) -> float:
+    """How much a cue at ``pos`` of a turn of ``length`` characters says about the whole turn."""
+    if pos <= p.start_window:
+        return 0.9 if length > p.long_turn_chars else 1.0
+    if length > p.long_turn_chars:
+        return 0.55
+    if length <= p.short_turn_chars:
+        return 0.92
+    return 0.8 if pos <= 150 else 0.65
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """The parts of one classification input that the checks share."""
+
+    text: str  # the stripped user turn
+    head: str  # its lower-cased head
+    present: set[str]  # cue literals found in the head
+    reply: str
+    reply_head: str
+
+    @property
+    def is_question(self) -> bool:
+        """Whether the head asks something (question mark or an opening question word)."""
+        return "?" in self.head or "？" in self.head or _QUESTION_START.search(self.head) is not None
+
+
+class HeuristicClassifier:
+    """Cue-lexicon + structure + similarity classifier of a user turn's feedback category."""
+
+    name = "heuristic"
+    version = "1.0.0"
+
+    def __init__(self, params: HeuristicParams | None = None) -> None:
+        self.params = params or HeuristicParams()
+
+    def classify(self, user_text: str, prev_reply: str, earlier_user: Sequence[str]) -> TurnDecision:
+        """Decide the feedback category of ``user_text`` given the reply before it and the earlier user turns.
+
+        For a non-feedback turn (category None) the confidence is that the turn is *not* feedback.
+        """
+        p = self.params
+        stripped = user_text.strip()
+        if not stripped:
+            return TurnDecision(None, 1.0, "empty")
+        head = stripped[: p.head_chars].lower()
+        reply_head = prev_reply[:300].lower()
+        if len(prev_reply) < 200 and _GREETING.search(reply_head):
+            return TurnDecision(None, 1.0, "after-greeting")
+        if len(head) < 40 and _CONT_ONLY.match(head):
+            return TurnDecision(None, 1.0, "continuation")
+        turn = _Turn(stripped, head, _HEAD_SCAN.present(head), prev_reply, reply_head)
+        signals = self._lexical_signals(turn)
+        signals += self._structural_signals(turn, earlier_user)
+        return self._decide(signals, turn)
+
+    # ---------------------------------------------------------------- lexical
+
+    def _cue(
+        self, matcher: _CueMatcher | _StartMatcher, turn: _Turn, name: str, base: float
+    ) -> tuple[float, str, int]:
+        """(confidence, cue, end offset) of the first cue of ``matcher`` in the turn's head; (0, "", -1) if none."""
+        m = (
+            matcher.search(turn.head)
+            if isinstance(matcher, _StartMatcher)
+            else matcher.search(turn.head, turn.present)
+        )
+        if m is None:
+            return 0.0, "", -1
+        start, end, lang, word = m
+        weight = _position_weight(start, len(turn.text), self.params)
+        return base * weight, f"lexicon:{lang}:{name}:{word.strip()[:24]}", end
+
+    def _lexical_signals(self, turn: _Turn) -> list[_Signal]:
+        p = self.params
+        out: list[_Signal] = []
+        # an opening "no"/"correct" may answer a question the assistant asked rather than judge the reply
+        start_scale = 0.65 if turn.reply.rstrip()[-1:] in "?？" else 1.0
+        conf, cue, _ = self._cue(_POS_START, turn, "positive", 0.85 * start_scale)
+        if not conf and (len(turn.text) <= 300 or not turn.is_question):
+            conf, cue, _ = self._cue(_POS_ANY, turn, "positive", 0.8)
+            if turn.is_question and conf < 0.8:
+                conf = 0.0  # praise words inside a question are usually quoted or hypothetical
+        if conf:
+            out.append(_Signal(POSITIVE, conf, cue))
+        conf, cue, end = self._cue(_COMP_START, turn, "complaint", 0.8 * start_scale)
+        if conf:
+            rest = turn.head[end : end + 200]
+            detailed = len(_WORDS.findall(rest)) >= 5 and "?" not in rest and "error" not in cue
+            out.append(
+                _Signal(CORRECTION, conf * 0.85, cue + "+detail")
+                if detailed
+                else _Signal(COMPLAINT, conf, cue)
+            )
+        for matcher, category, name, base in _ANY_TABLES:
+            conf, cue, _ = self._cue(matcher, turn, name, base)
+            if conf and (category != CLARIFY or len(turn.text) <= p.long_turn_chars):
+                out.append(_Signal(category, conf, cue))
+        if len(turn.text) > p.head_chars and p.tail_chars:
+            out += self._tail_signals(turn.text[-p.tail_chars :].lower())
+        return out
+
+    def _tail_signals(self, tail: str) -> list[_Signal]:
+        """Complaints written after a pasted block ("<code> ... this doesn't work")."""
+        m = _COMP_ANY.search(tail)
+        return [] if m is None else [_Signal(COMPLAINT, 0.55, f"tail:{m[2]}:complaint:{m[3][:24]}")]
+
+    # ---------------------------------------------------------------- structure
+
+    def _structural_signals(self, turn: _Turn, earlier: Sequence[str]) -> list[_Signal]:
+        out = self._rephrase_signals(turn, earlier)
+        for check in (self._question_about_reply, self._error_paste, self._revision_request):
+            sig = check(turn, earlier)
+            if sig is not None:
+                out.append(sig)
+        m = _RETRY.search(turn.head, turn.present)
+        if m is not None and len(turn.text) <= self.params.short_turn_chars:
+            out.append(_Signal(REPHRASE, 0.7, f"retry:{m[2]}:{m[3][:24]}"))
+        return out
+
+    def _similarity(self, text: str, prev: str) -> tuple[float, float]:
+        """(Jaccard, containment) of two turns; long turns must match at both ends."""
+        n = self.params.similarity_chars
+        la, lb = min(len(text), n), min(len(prev), n)
+        if min(la, lb) < 0.3 * max(la, lb):
+            return 0.0, 0.0  # too different in length to be a re-send
+        jac, cont = overlap_profile(text, prev, n)
+        if jac > 0.3 and (len(text) > n or len(prev) > n):
+            tail_jac, tail_cont = overlap_profile(text[-n:], prev[-n:], n)
+            jac, cont = min(jac, max(tail_jac, tail_cont)), min(cont, tail_cont)
+        return jac, cont
+
+    def _rephrase_signals(self, turn: _Turn, earlier: Sequence[str]) -> list[_Signal]:
+        """Similarity of this turn to the latest earlier user turns."""
+        p = self.params
+        best, best_cont, best_prev = 0.0, 0.0, ""
+        for prev in list(earlier)[-p.compare_turns :]:
+            if prev.strip():
+                jac, cont = self._similarity(turn.text, prev)
+                if (jac, cont) > (best, best_cont):
+                    best, best_cont, best_prev = jac, cont, prev
+        if not best_prev or best < 0.3:
+            return []
+        refused = _REFUSAL.search(turn.reply_head) is not None
+        if best >= p.repeat_similarity and (len(turn.text) >= 12 or refused):
+            return [_Signal(REPHRASE, 0.9, f"repeat:{best:.2f}")]
+        changed = new_tokens(turn.text, best_prev, p.similarity_chars)
+        numbers = any(t.isdigit() for t in changed)
+        if (
+            changed
+            and not refused
+            and (all(t.isdigit() or len(t) <= 2 for t in changed) or (numbers and len(changed) <= 2))
+        ):
+            return []  # same template, new numbers: a new request ("... in 1986?")
+        bonus = 0.15 if refused else 0.0
+        if best >= p.rephrase_similarity:
+            scale = (best - p.rephrase_similarity) / max(1e-6, 1.0 - p.rephrase_similarity)
+            return [_Signal(REPHRASE, min(0.55 + 0.3 * scale + bonus, 0.9), f"rephrase:{best:.2f}")]
+        if best_cont >= p.rephrase_containment and best >= 0.3:
+            return [_Signal(REPHRASE, 0.6 + bonus, f"resend+:{best_cont:.2f}")]
+        if refused and best >= 0.3:
+            return [_Signal(REPHRASE, 0.6, f"rephrase-after-refusal:{best:.2f}")]
+        return []
+
+    def _question_about_reply(self, turn: _Turn, earlier: Sequence[str]) -> _Signal | None:
+        """A short question that points back at the reply (deixis or words/quotes taken from it)."""
+        if len(turn.text) > self.params.question_chars:
+            return None
+        why = _WHY.search(turn.head, turn.present)
+        if not turn.is_question and why is None:
+            return None
+        reply_low = turn.reply[:3000].lower()
+        for quoted in _QUOTED.findall(turn.head):
+            if quoted.strip() and quoted.strip() in reply_low:
+                return _Signal(CLARIFY, 0.62, "question:quotes-reply")
+        if why is None:
+            return None
+        previous = earlier[-1] if earlier else ""
+        refers = _DEICTIC.search(turn.head, turn.present) is not None
+        shared = shared_content_words(turn.text, turn.reply) - shared_content_words(turn.text, previous)
+        if refers or shared >= 2:
+            return _Signal(CLARIFY, 0.58 if refers else 0.52, f"question:{why[2]}:{why[3][:16]}")
+        return None
+
+    def _error_paste(self, turn: _Turn, earlier: Sequence[str]) -> _Signal | None:
+        """Error output pasted right after the assistant gave code: the reply did not work."""
+        m = _ERROR.search(turn.head, turn.present)
+        if m is None or _CODE.search(turn.reply[:4000]) is None:
+            return None
+        return _Signal(COMPLAINT, 0.62, f"error-paste:{m[3][:24]}")
+
+    def _revision_request(self, turn: _Turn, earlier: Sequence[str]) -> _Signal | None:
+        """A short order to redo the reply differently ("make it shorter", "keep it to two lines")."""
+        if len(turn.text) > self.params.short_turn_chars:
+            return None
+        m = _REVISION.search(turn.head)
+        return None if m is None else _Signal(CORRECTION, 0.53, f"revision:{m.group(0)[:24]}")
+
+    # ---------------------------------------------------------------- decision
+
+    def _decide(self, signals: list[_Signal], turn: _Turn) -> TurnDecision:
+        """Apply the self-correction guard, the confidence floor and the PRIORITY rule."""
+        if _SELF.search(turn.head, turn.present) is not None:
+            signals = [s for s in signals if s.category in (POSITIVE, CLARIFY)]
+        if _REPLY_ASKS.search(turn.reply[-400:].lower()) is not None:
+            # the assistant asked for details: supplying them (even re-sending the request) is not feedback
+            signals = [
+                s if s.category in (POSITIVE, CLARIFY) else _Signal(s.category, s.confidence * 0.7, s.cue)
+                for s in signals
+            ]
+        kept = [s for s in signals if s.confidence >= self.params.min_confidence]
+        if not kept:
+            best = max(signals, key=lambda s: s.confidence, default=None)
+            if best is None:
+                return TurnDecision(None, 1.0, "no-cue")
+            return TurnDecision(None, round(1.0 - min(1.0, best.confidence), 3), "weak:" + best.cue)
+        win = min(kept, key=lambda s: (PRIORITY.index(s.category), -s.confidence))
+        return TurnDecision(win.category, round(min(1.0, max(0.0, win.confidence)), 3), win.cue)

@@ -1,0 +1,29 @@
+"""extract: reads ${paths.conversations}; writes ${paths.feedback} (+ .report.json), the paper's
+${paths.natural_feedback_csv} and reports/extract.json."""
+
+from pathlib import Path
+
+from natfeed.config import load_params
+from natfeed.extract.run import extract_file, write_paper_csv
+from natfeed.io import write_json
+from natfeed.logs import setup_logging
+from natfeed.tracking import stage_run
+
+
+def main() -> None:
+    setup_logging()
+    params = load_params()
+    paths = params.paths
+    with stage_run("extract", params.tracking, params.extract.model_dump()) as run:
+        report = extract_file(paths.conversations, paths.feedback, params.extract)
+        report["natural_feedback_rows"] = write_paper_csv(paths.feedback, paths.natural_feedback_csv)
+        out = Path(paths.reports_dir) / "extract.json"
+        write_json(out, report)
+        run.metrics(report)
+        run.artifact(out)
+        run.dataset(paths.conversations, context="input", name="conversations")
+        run.dataset(paths.feedback, context="output", name="feedback")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Integration: a temporary copy of the repository -> dvc pull (in-repo sample remote) -> dvc repro.
+
+Real DVC, real MLflow (SQLite store in the copy), real pandera and great-expectations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("pipeline")]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.update({"HF_HUB_OFFLINE": "1", "GX_ANALYTICS_ENABLED": "false", "NATFEED_LOG_LEVEL": "WARNING"})
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {res.returncode}\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "dvc", *args], cwd, check)
+
+
+def copy_repo(dest: Path) -> Path:
+    """The repository as a fresh clone would have it (tracked + new unignored files), as a git repo."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        run(cmd, dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    dest = copy_repo(tmp_path_factory.mktemp("repo"))
+    (dest / "dvc.lock").unlink(missing_ok=True)  # run every stage, not only what changed since the commit
+    dvc("pull", "--quiet", "--remote", "sample", "data.dvc", cwd=dest)
+    first = dvc("repro", cwd=dest)
+    (dest / "first_repro.log").write_text(first.stdout + first.stderr)
+    return dest
+
+
+def _json(repo: Path, rel: str) -> dict:
+    return json.loads((repo / rel).read_text())
+
+
+def test_every_output_exists_and_counts_reconcile(repo):
+    ing = _json(repo, "reports/ingest.json")
+    assert ing["rows_read"] == ing["rows_kept"] + ing["rows_rejected"] + ing["rows_filtered"]
+    assert ing["rows_rejected"] >= 10 and ing["rows_kept"] >= 250
+    rejected = pd.read_parquet(repo / "data/interim/conversations.rejected.parquet")
+    assert len(rejected) == ing["rows_rejected"] and rejected["reason"].str.len().gt(0).all()
+    fb = pd.read_parquet(repo / "data/processed/feedback.parquet")
+    assert set(fb["category"]) == {"repeat_or_rephrase", "make_aware_with_correction",
+                                   "make_aware_without_correction", "ask_for_clarification", "positive_feedback"}
+    paper = pd.read_csv(repo / "data/processed/natural_feedback.csv")
+    assert list(paper.columns) == ["conversation_id", "feedback_turn", "category", "label"]
+    assert len(paper) == len(fb) and set(paper["category"]) <= {"UR1", "UR2", "UR3", "UR4", "UR5"}
+    assert set(paper["label"]) <= {-1, 1}
+    assert _json(repo, "reports/validate.json")["passed"] is True
+    assert (repo / "reports/data_docs/index.html").exists()
+    for name in ("kto_train", "kto_test", "sft_train", "sft_test"):
+        assert (repo / f"data/processed/kto/{name}.parquet").exists()
+
+
+def test_extract_quality_report(repo):
+    q = _json(repo, "reports/extract_quality.json")
+    assert q["n_turns"] > 300
+    # the embedded sample is easy; these floors catch a broken extractor, not a tuned one
+    assert q["detection"]["f1"] > 0.6 and q["micro"]["f1"] > 0.5
+    confusion = _json(repo, "reports/extract_confusion.json")
+    assert {"actual", "predicted", "count"} <= set(confusion[0])
+
+
+def test_kto_data_loads_with_datasets(repo):
+    from datasets import load_dataset
+
+    ds = load_dataset("parquet", data_files={"train": str(repo / "data/processed/kto/kto_train.parquet")})
+    row = ds["train"][0]
+    assert set(row) >= {"prompt", "completion", "label"}
+    assert row["completion"][0]["role"] == "assistant" and isinstance(row["label"], bool)
+    rep = _json(repo, "reports/build_kto.json")
+    assert 1.0 <= rep["weighted_ratio"] <= 4 / 3 + 1e-6
+
+
+def test_mlflow_runs_grouped_under_pipeline_run(repo):
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["natfeed"], output_format="list")
+    stages = {r.data.tags.get("natfeed.stage") for r in runs if r.data.tags.get("natfeed.kind") == "stage"}
+    assert {"ingest", "extract", "extract_quality", "validate", "build_kto"} <= stages
+    parents = [r for r in runs if r.data.tags.get("natfeed.kind") == "pipeline"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) >= 5
+    ingest = next(r for r in children if r.data.tags["natfeed.stage"] == "ingest")
+    assert ingest.data.metrics["rows_read"] > 0
+    assert ingest.data.tags["git_commit"] != "unknown"
+
+
+def test_second_repro_runs_nothing_and_status_is_clean(repo):
+    out = dvc("repro", cwd=repo).stdout
+    assert "Running stage" not in out
+    status = dvc("status", cwd=repo).stdout
+    assert "up to date" in status.lower(), status
+
+
+def test_build_kto_param_change_reruns_only_build_kto(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["build_kto"]["seed"] = 7
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = dvc("repro", cwd=repo).stdout
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"build_kto"}, out
+
+
+def test_corrupted_feedback_fails_validate(repo, tmp_path):
+    fb = pd.read_parquet(repo / "data/processed/feedback.parquet")
+    fb.loc[fb.index[0], "category"] = "praise"
+    fb.loc[fb.index[1], "label"] = 5
+    bad = tmp_path / "bad.parquet"
+    fb.to_parquet(bad)
+    res = run([sys.executable, "-m", "natfeed.cli", "validate", "--input", str(bad), "--conversations",
+               str(repo / "data/interim/conversations.parquet"), "--docs-dir", str(tmp_path / "docs")],
+              repo, check=False)
+    assert res.returncode == 1
+    msg = res.stdout + res.stderr
+    assert "category" in msg and "praise" in msg and "label" in msg
+
+
+def test_real_corpora_ingest_and_extract(corpora, tmp_path):
+    from natfeed.config import ExtractParams, IngestParams
+    from natfeed.extract.run import extract_file
+    from natfeed.ingest import run_ingest
+
+    rep = run_ingest(corpora, tmp_path / "c.parquet", IngestParams())
+    assert rep["rows_read"] == 649
+    assert rep["rows_read"] == rep["rows_kept"] + rep["rows_rejected"] + rep["rows_filtered"]
+    assert rep["rows_kept"] > 600
+    langs = pd.read_parquet(tmp_path / "c.parquet")["language"]
+    assert (langs == "unknown").mean() < 0.05 and {"English", "Chinese", "Russian"} <= set(langs)
+    ext = extract_file(tmp_path / "c.parquet", tmp_path / "f.parquet", ExtractParams(workers=1))
+    assert ext["conversations"] == rep["rows_kept"] and ext["rows"] > 50

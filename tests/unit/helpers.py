@@ -1,0 +1,35 @@
+"""Builders of small, valid frames for unit tests."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from natfeed.categories import CODES, label_of
+
+
+def feedback_frame(spec: list[tuple[str, int, str]], flagged: set[str] | None = None) -> pd.DataFrame:
+    """Feedback rows from (conversation_id, feedback_turn, category) triples."""
+    rows = []
+    for cid, ft, cat in spec:
+        prompt = []
+        for k in range(1, ft + 1):
+            prompt += [{"role": "user", "content": f"question {k}"}, {"role": "assistant", "content": f"answer {k}"}]
+        prompt = prompt[:-1]
+        rows.append({
+            "conversation_id": cid, "feedback_turn": ft, "category": cat, "code": CODES[cat],
+            "label": label_of(cat), "feedback_text": f"feedback on {ft}", "prompt": prompt,
+            "response": f"answer {ft}", "extractor": "heuristic-test", "confidence": 0.8,
+            "language": "English", "model": "m", "flagged": cid in (flagged or set()), "cue": "test"})
+    return pd.DataFrame(rows)
+
+
+def conversations_frame(turns: dict[str, int]) -> pd.DataFrame:
+    """Conversations with the given number of user turns each."""
+    rows = []
+    for cid, n in turns.items():
+        msgs = []
+        for k in range(1, n + 1):
+            msgs += [{"role": "user", "content": f"question {k}"}, {"role": "assistant", "content": f"answer {k}"}]
+        rows.append({"conversation_id": cid, "model": "m", "conversation": msgs, "turn": n, "language": "English",
+                     "openai_moderation": "[]", "flagged": False, "redacted": False, "source": "test"})
+    return pd.DataFrame(rows)
