@@ -2,9 +2,10 @@
 
 Builds N real-text conversations by repeating the rows of ../shared/corpora (or any JSONL given with
 --corpus) under new ids, writes them as raw JSONL (the format users feed in), then runs the CLI in a
-subprocess and reports conversations/s and the subprocess's peak RSS.
+subprocess and reports conversations/s and the subprocess's peak RSS. ``--set KEY=VALUE`` overrides an
+``extract.heuristic`` param (written to the params file the CLI reads), e.g. ``--set use_embeddings=true``.
 
-    .venv/bin/python bench/extract_heuristic.py --n 20000
+    .venv/bin/python bench/extract_heuristic.py --n 20000 [--set use_embeddings=true]
 """
 
 from __future__ import annotations
@@ -36,10 +37,26 @@ def build_input(corpora: list[Path], n: int, out: Path) -> dict[str, float]:
     return {"conversations": n, "mean_chars": chars / n, "source_rows": len(rows)}
 
 
-def run(n: int, corpora: list[Path], extra: list[str]) -> dict[str, object]:
+def write_params(path: Path, overrides: list[str]) -> dict[str, object]:
+    """A params file whose ``extract.heuristic`` section holds the ``KEY=VALUE`` overrides (YAML values)."""
+    import yaml
+
+    heuristic = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants KEY=VALUE, got {item!r}")
+        heuristic[key.strip()] = yaml.safe_load(value)
+    if heuristic:
+        path.write_text(yaml.safe_dump({"extract": {"heuristic": heuristic}}), encoding="utf-8")
+    return heuristic
+
+
+def run(n: int, corpora: list[Path], extra: list[str], overrides: list[str] = ()) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         src, out = Path(tmp) / "in.jsonl", Path(tmp) / "feedback.parquet"
         info = build_input(corpora, n, src)
+        info["heuristic_overrides"] = write_params(Path(tmp) / "defaults.yaml", list(overrides))
         cmd = [sys.executable, "-m", "natfeed.cli", "extract", "--input", str(src), "--output", str(out),
                "--backend", "heuristic", "--params", str(Path(tmp) / "defaults.yaml"), *extra]
         start = time.perf_counter()
@@ -76,11 +93,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=20_000, help="conversations to extract")
     ap.add_argument("--corpus", type=Path, action="append", help="JSONL corpus (repeatable)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override an extract.heuristic param, e.g. use_embeddings=true (repeatable)")
     args, extra = ap.parse_known_args()
     corpora = args.corpus or [p for p in DEFAULT_CORPORA if p.exists()]
     if not corpora:
         raise SystemExit("no corpus: pass --corpus FILE.jsonl (../shared/corpora is absent)")
-    result = run(args.n, corpora, extra)
+    result = run(args.n, corpora, extra, args.set)
     print(json.dumps(result, indent=2))
 
 

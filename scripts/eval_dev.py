@@ -2,9 +2,11 @@
 
 Reads ``data/labels/dev_*.csv`` (conversation_id,user_turn,category,note) and the conversation
 texts from the shared corpora, classifies every labelled turn and prints detection / micro /
-per-category scores, the confusion matrix and the speed. ``--errors`` lists misclassified turns.
+per-category scores, the confusion matrix and the speed. ``--errors`` lists misclassified turns;
+``--set KEY=VALUE`` overrides a ``HeuristicParams`` field (e.g. ``--set use_embeddings=true``). Only
+conversations listed in the corpora's ``dev_ids.txt`` are scored.
 
-    PYTHONPATH=src python scripts/eval_dev.py [--labels 'data/labels/dev_*.csv'] [--errors]
+    PYTHONPATH=src python scripts/eval_dev.py [--labels 'data/labels/dev_*.csv'] [--errors] [--set K=V]
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 from natfeed.categories import CATEGORIES, NONE
-from natfeed.extract.heuristic import HeuristicClassifier
+from natfeed.extract.heuristic import HeuristicClassifier, HeuristicParams
 from natfeed.quality import LABELS, extraction_quality
 
 CORPORA = ("wildchat_sample.jsonl", "oasst_sample.jsonl")
@@ -57,6 +59,28 @@ def read_conversations(corpus_dir: Path, ids: set[str]) -> dict[str, list[dict[s
     return out
 
 
+def read_dev_ids(corpus_dir: Path) -> set[str] | None:
+    """The conversation ids that may be used for development (None when the list is absent)."""
+    path = corpus_dir / "dev_ids.txt"
+    if not path.exists():
+        return None
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return {line.strip() for line in lines if line.strip() and not line.startswith("#")}
+
+
+def heuristic_params(overrides: list[str]) -> HeuristicParams:
+    """HeuristicParams with ``KEY=VALUE`` overrides (values parsed as YAML scalars: true, 0.8, ...)."""
+    import yaml
+
+    data = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set wants KEY=VALUE, got {item!r}")
+        data[key.strip()] = yaml.safe_load(value)
+    return HeuristicParams(**data)
+
+
 def turn_inputs(conversation: list[dict[str, str]]) -> dict[int, tuple[str, str, list[str]]]:
     """user_turn -> (user text, previous assistant reply, earlier user texts) for turns >= 2."""
     out, users, reply = {}, [], ""
@@ -76,15 +100,24 @@ def main() -> None:
     ap.add_argument("--corpora", type=Path, default=Path("/work/shared/corpora"))
     ap.add_argument("--errors", action="store_true", help="print misclassified turns")
     ap.add_argument("--width", type=int, default=160, help="characters of each text shown with --errors")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a HeuristicParams field, e.g. use_embeddings=true (repeatable)")
     args = ap.parse_args()
 
     gold = read_gold(args.labels)
+    dev_ids = read_dev_ids(args.corpora)
+    if dev_ids is not None:
+        gold = {k: v for k, v in gold.items() if k[0] in dev_ids}
     convs = read_conversations(args.corpora, {cid for cid, _ in gold})
-    clf = HeuristicClassifier()
+    clf = HeuristicClassifier(heuristic_params(args.set))
     inputs = {cid: turn_inputs(conv) for cid, conv in convs.items()}
     keys = [k for k in gold if k[0] in inputs and k[1] in inputs[k[0]]]
+    if clf.params.use_embeddings:  # load the model before timing
+        from natfeed.extract.semantic import load_model
+
+        load_model()
     t0 = time.perf_counter()
-    decisions = {k: clf.classify(*inputs[k[0]][k[1]]) for k in keys}
+    decisions = dict(zip(keys, clf.classify_batch([inputs[k[0]][k[1]] for k in keys]), strict=True))
     elapsed = time.perf_counter() - t0
     pred = {k: d.category or NONE for k, d in decisions.items()}
     q = extraction_quality({k: gold[k] for k in keys}, pred)

@@ -78,17 +78,52 @@ def extract(
                                 "'heuristic')."),
     paper_csv: Path = typer.Option(None, "--paper-csv", help="Also write the paper's CSV format "
                                    "(conversation_id, feedback_turn, category UR1-UR5, label)."),
+    model: str = typer.Option(None, "--model", help="LLM backends: hub id or local path (transformers, "
+                              "paper_loop, vllm) or the served model name (openai); extract.llm.model."),
+    mode: str = typer.Option(None, "--mode", help="LLM backends: turn (one constrained label per user turn) "
+                             "or paper (the paper's prompt per conversation); extract.mode."),
+    base_url: str = typer.Option(None, "--base-url", help="openai backend: API root, e.g. "
+                                 "http://localhost:8000/v1; extract.openai.base_url."),
+    shard_dir: Path = typer.Option(None, "--shard-dir", help="LLM backends: folder of resumable shards "
+                                   "(a rerun continues there); extract.shard_dir."),
+    shard_index: int = typer.Option(None, "--shard-index", help="Scale-out: extract only the conversations "
+                                    "with hash(conversation_id) % --num-shards == this (0-based); merge the "
+                                    "parts with `natfeed extract-merge`. docs/SCALING.md."),
+    num_shards: int = typer.Option(None, "--num-shards", help="Scale-out: how many jobs share the input."),
     params: Path = ParamsOpt,
 ) -> None:
     """Find feedback turns (the five categories of the paper) in conversations."""
+    from natfeed.config import ExtractParams
     from natfeed.extract.run import extract_file, write_paper_csv
     from natfeed.io import InputError
 
     p = _params(params).extract
     if backend:
         p = p.model_copy(update={"backend": backend})
+    overrides = {"mode": mode, "shard_dir": str(shard_dir) if shard_dir else None,
+                 "llm": {"model": model} if model else None, "openai": {"base_url": base_url} if base_url else None}
+    if any(v is not None for v in overrides.values()):
+        data = p.model_dump()
+        for key, value in overrides.items():
+            if isinstance(value, dict):
+                data[key] = {**data[key], **value}
+            elif value is not None:
+                data[key] = value
+        try:
+            p = ExtractParams.model_validate(data)
+        except ValueError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2) from None
+    if (shard_index is None) != (num_shards is None):
+        typer.echo("error: give --shard-index and --num-shards together", err=True)
+        raise typer.Exit(2)
     try:
-        result = extract_file(input, output, p)
+        if num_shards is not None:
+            from natfeed.extract.sharding import extract_partition
+
+            result = extract_partition(input, output, p, shard_index, num_shards)
+        else:
+            result = extract_file(input, output, p)
     except (InputError, ValueError) as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from None
@@ -96,6 +131,28 @@ def extract(
         write_paper_csv(output, paper_csv)
     typer.echo(f"{result['conversations']} conversations, {result['user_turns']} judged turns -> "
                f"{result['rows']} feedback rows {result['rows_per_category']} in {result['seconds']}s")
+
+
+@app.command("extract-merge")
+def extract_merge(
+    parts: list[Path] = typer.Argument(..., help="The outputs of `natfeed extract --shard-index i "
+                                       "--num-shards n`, every i once (each with its <stem>.report.json)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Merged feedback.parquet (+ <stem>.report.json)."),
+    paper_csv: Path = typer.Option(None, "--paper-csv", help="Also write the paper's CSV format."),
+) -> None:
+    """Merge the parts of a sharded extraction (disjoint by conversation) into one feedback file."""
+    from natfeed.extract.run import write_paper_csv
+    from natfeed.extract.sharding import merge_outputs
+
+    try:
+        result = merge_outputs(parts, output)
+    except (FileNotFoundError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    if paper_csv:
+        write_paper_csv(output, paper_csv)
+    typer.echo(f"{result['num_shards']} parts: {result['conversations']} conversations -> {result['rows']} "
+               f"feedback rows {result['rows_per_category']}")
 
 
 @app.command()
@@ -172,6 +229,67 @@ def quality(
     d, m = q["detection"], q["micro"]
     typer.echo(f"turns {q['n_turns']}  detection P/R/F1 {d['precision']:.3f}/{d['recall']:.3f}/{d['f1']:.3f}  "
                f"category P/R/F1 {m['precision']:.3f}/{m['recall']:.3f}/{m['f1']:.3f}")
+
+
+def _register_params(params: Path):  # -> natfeed.config.RegisterParams
+    """params.yaml's register section, with MLflow pointed at its store (MLFLOW_TRACKING_URI wins)."""
+    from natfeed.tracking import configure
+
+    cfg = _params(params)
+    configure(cfg.tracking)
+    return cfg.register_
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "unset"
+
+
+def _report_decision(name: str, decide) -> None:  # decide: () -> natfeed.registry.Decision
+    """Run a promotion or rollback; print it; exit 1 when it is refused, 2 on bad input."""
+    from natfeed.registry import RegistryError
+
+    try:
+        decision = decide()
+    except RegistryError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    for failure in decision.failures:
+        typer.echo(f"  gate: {failure}", err=True)
+    if not decision.applied:
+        typer.echo(f"refused ({decision.action}) v{decision.version}: {name}@champion stays "
+                   f"{_v(decision.champion_before)}; --force --reason TEXT overrides", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{decision.action}: {name}@champion {_v(decision.champion_before)} -> "
+               f"v{decision.champion_after} (by {decision.by}; recorded in the tag natfeed.decision)")
+
+
+ForceOpt = typer.Option(False, "--force", help="Apply even when the gate fails (needs --reason).")
+ReasonOpt = typer.Option(None, "--reason", help="Why; required with --force, recorded with the decision.")
+
+
+@app.command()
+def promote(
+    version: int = typer.Option(..., "--version", help="Registered model version to make champion."),
+    force: bool = ForceOpt,
+    reason: str = ReasonOpt,
+    params: Path = ParamsOpt,
+) -> None:
+    """Point the champion alias of register.model_name at a version if register.gate passes."""
+    from natfeed import registry
+
+    reg = _register_params(params)
+    _report_decision(reg.model_name, lambda: registry.promote(reg.model_name, version, reg.gate, force=force,
+                                                              reason=reason))
+
+
+@app.command()
+def rollback(force: bool = ForceOpt, reason: str = ReasonOpt, params: Path = ParamsOpt) -> None:
+    """Give the champion alias back to the version that held it before the current one."""
+    from natfeed import registry
+
+    reg = _register_params(params)
+    _report_decision(reg.model_name, lambda: registry.rollback(reg.model_name, reg.gate, force=force,
+                                                               reason=reason))
 
 
 def main() -> None:  # pragma: no cover

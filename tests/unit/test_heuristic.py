@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from natfeed.categories import CATEGORIES
 from natfeed.extract import lexicons as lx
-from natfeed.extract.heuristic import HeuristicClassifier, HeuristicParams, TurnDecision, _CueMatcher
+from natfeed.extract.cuematch import CueMatcher
+from natfeed.extract.heuristic import HeuristicClassifier, HeuristicParams, TurnDecision
 
 CLF = HeuristicClassifier()
 REPLY = "The capital of Australia is Sydney, its largest city."
@@ -213,7 +214,7 @@ SAMPLES = [
 
 @pytest.mark.parametrize("table", [lx.POSITIVE_ANY, lx.COMPLAINT_ANY, lx.CORRECTION_ANY, lx.CLARIFY_ANY])
 def test_cue_matcher_agrees_with_naive_search(table: lx.Table) -> None:
-    matcher = _CueMatcher(table)
+    matcher = CueMatcher(table)
     for text in SAMPLES:
         got = matcher.search(text)
         assert (None if got is None else got[:2]) == _naive_first(table, text), text
@@ -228,7 +229,7 @@ def test_classify_never_raises_on_arbitrary_text(text: str, reply: str, earlier:
     assert isinstance(d.cue, str) and d.cue
 
 
-_MATCHERS = {id(t): _CueMatcher(t) for t in (lx.POSITIVE_ANY, lx.COMPLAINT_ANY)}
+_MATCHERS = {id(t): CueMatcher(t) for t in (lx.POSITIVE_ANY, lx.COMPLAINT_ANY)}
 WORDS = st.sampled_from(
     [
         "thanks",
@@ -265,3 +266,198 @@ def test_cue_matcher_agrees_with_naive_search_on_cue_soup(words: list[str]) -> N
     for table in (lx.POSITIVE_ANY, lx.COMPLAINT_ANY):
         got = _MATCHERS[id(table)].search(text)
         assert (None if got is None else got[:2]) == _naive_first(table, text), text
+
+
+# ---------------------------------------------------------------- optional sentence embeddings
+
+NEUTRAL = "Here is the answer you asked for."
+SLEEP = ("Give me some tips to improve my sleep quality", "tips for improving the quality of my sleep")
+BATTERY = (
+    "How can I make my laptop battery last longer?",
+    "What can I do so that the battery of my laptop lasts longer?",
+)
+TEMPLATE = ("give me 10 names for a bakery", "give me 10 names for a bookstore")
+EMB = HeuristicParams(use_embeddings=True)
+
+
+def _stub_cosines(monkeypatch: pytest.MonkeyPatch, value: float) -> list[list[tuple[str, str]]]:
+    """Replace the model by a constant cosine; returns the list of batches it was asked."""
+    from natfeed.extract import semantic
+
+    calls: list[list[tuple[str, str]]] = []
+
+    def fake(pairs: list[tuple[str, str]], chars: int) -> list[float]:
+        calls.append(list(pairs))
+        return [value] * len(pairs)
+
+    monkeypatch.setattr(semantic, "cosines", fake)
+    return calls
+
+
+def test_embeddings_are_off_by_default() -> None:
+    assert HeuristicParams().use_embeddings is False
+    assert CLF.version == "1.0.0" and HeuristicClassifier(EMB).version != CLF.version
+
+
+def test_default_path_never_imports_the_model_stack() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from natfeed.extract.base import TurnClassifierExtractor\n"
+        "from natfeed.extract.heuristic import HeuristicClassifier\n"
+        f"HeuristicClassifier().classify_batch([({SLEEP[1]!r}, 'ok', [{SLEEP[0]!r}])])\n"
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'natfeed.extract.semantic') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("cosine", "expected"), [(0.95, "repeat_or_rephrase"), (0.5, None)])
+def test_middle_band_turn_is_settled_by_the_cosine(monkeypatch: pytest.MonkeyPatch, cosine, expected) -> None:
+    calls = _stub_cosines(monkeypatch, cosine)
+    earlier, text = SLEEP
+    assert CLF.classify(text, NEUTRAL, [earlier]).category is None  # trigrams alone: undecided -> none
+    d = HeuristicClassifier(EMB).classify(text, NEUTRAL, [earlier])
+    assert d.category == expected and calls == [[(text, earlier)]]
+    assert d.cue.startswith("semantic:") == (expected is not None)
+
+
+@pytest.mark.parametrize(("cosine", "expected"), [(0.3, None), (0.95, "repeat_or_rephrase")])
+def test_template_rephrase_is_vetoed_below_the_cosine(monkeypatch: pytest.MonkeyPatch, cosine, expected) -> None:
+    _stub_cosines(monkeypatch, cosine)
+    earlier, text = TEMPLATE
+    assert CLF.classify(text, NEUTRAL, [earlier]).category == "repeat_or_rephrase"
+    assert HeuristicClassifier(EMB).classify(text, NEUTRAL, [earlier]).category == expected
+
+
+def test_embeddings_are_asked_only_when_the_answer_can_change_the_category(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = _stub_cosines(monkeypatch, 0.95)
+    clf = HeuristicClassifier(EMB)
+    assert clf.classify("What is the capital of Australia?", REPLY, ASKED).cue.startswith("repeat:")
+    assert clf.classify("Thanks, that's perfect!", REPLY, ASKED).category == "positive_feedback"
+    earlier, text = SLEEP  # a stronger negative signal wins whatever the cosine says
+    assert clf.classify(f"That's wrong. {text}", NEUTRAL, [earlier]).category == "make_aware_without_correction"
+    assert calls == []
+
+
+def test_embeddings_are_not_asked_about_non_latin_scripts(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _stub_cosines(monkeypatch, 0.3)
+    earlier, text = "придумай слоган о дружбе россии и украины", "придумай слоган о братстве народов россии и украины"
+    assert CLF.classify(text, NEUTRAL, [earlier]).category == "repeat_or_rephrase"
+    assert HeuristicClassifier(EMB).classify(text, NEUTRAL, [earlier]).category == "repeat_or_rephrase"
+    assert calls == []
+
+
+def test_classify_batch_embeds_once_and_agrees_with_classify(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _stub_cosines(monkeypatch, 0.95)
+    clf = HeuristicClassifier(EMB)
+    turns = [(SLEEP[1], NEUTRAL, [SLEEP[0]]), ("Thanks!", REPLY, ASKED), (TEMPLATE[1], NEUTRAL, [TEMPLATE[0]])]
+    batch = clf.classify_batch(turns)
+    assert len(calls) == 1 and len(calls[0]) == 2
+    assert batch == [clf.classify(*t) for t in turns]
+
+
+def test_extractor_hands_a_conversation_batch_to_classify_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    from natfeed.conversation import Conversation
+    from natfeed.extract.base import TurnClassifierExtractor
+
+    calls = _stub_cosines(monkeypatch, 0.95)
+    convs = [
+        Conversation.from_row(
+            {
+                "conversation_id": f"c{i}",
+                "conversation": [
+                    {"role": "user", "content": a},
+                    {"role": "assistant", "content": NEUTRAL},
+                    {"role": "user", "content": b},
+                ],
+            }
+        )
+        for i, (a, b) in enumerate([SLEEP, BATTERY])
+    ]
+    dets = TurnClassifierExtractor(HeuristicClassifier(EMB)).extract(convs)
+    assert [(d.turn.conversation.conversation_id, d.category) for d in dets] == [
+        ("c0", "repeat_or_rephrase"),
+        ("c1", "repeat_or_rephrase"),
+    ]
+    assert len(calls) == 1 and len(calls[0]) == 2
+
+
+def test_missing_model_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    from natfeed.extract import semantic
+
+    monkeypatch.setattr(semantic, "_MODEL", None)
+    monkeypatch.setattr(semantic, "MODEL_PACKAGE", "natfeed_no_such_model_package")
+    with pytest.raises(semantic.EmbeddingsUnavailable, match="natfeed\\[embeddings\\]"):
+        HeuristicClassifier(EMB).classify(SLEEP[1], NEUTRAL, [SLEEP[0]])
+
+
+@pytest.fixture(scope="module")
+def offline_model():
+    """The bundled MiniLM, loaded afresh with every network connection refused."""
+    import socket
+
+    from natfeed.extract import semantic
+
+    pytest.importorskip(semantic.MODEL_PACKAGE, reason="the embeddings extra is not installed")
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access during the embedding model load")
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setattr(socket.socket, "connect", refuse)
+    semantic._MODEL = None  # load it here, under the patches; it stays cached for the later tests
+    try:
+        model = semantic.load_model()
+    finally:
+        mp.undo()
+    return model
+
+
+@pytest.mark.slow
+def test_model_loads_offline_once(offline_model) -> None:
+    from natfeed.extract import semantic
+
+    assert semantic.is_loaded() and semantic.load_model() is offline_model
+    (vector,) = semantic.embed(["a sentence"], 400).values()
+    assert vector.shape == (384,) and abs(float(vector @ vector) - 1.0) < 1e-4
+    near, far = semantic.cosines([(SLEEP[0], SLEEP[1]), (SLEEP[0], "the capital of Australia is Canberra")], 400)
+    assert 0.85 < near <= 1.0001 and far < 0.3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair", [SLEEP, BATTERY])
+def test_semantic_rephrase_with_low_overlap_is_found_only_with_embeddings(offline_model, pair) -> None:
+    earlier, text = pair
+    assert CLF._similarity(text, earlier)[0] < HeuristicParams().rephrase_similarity  # little char overlap
+    assert CLF.classify(text, NEUTRAL, [earlier]).category is None
+    d = HeuristicClassifier(EMB).classify(text, NEUTRAL, [earlier])
+    assert d.category == "repeat_or_rephrase" and d.cue.startswith("semantic:")
+
+
+@pytest.mark.slow
+def test_same_template_new_topic_is_not_a_rephrase_with_embeddings(offline_model) -> None:
+    earlier, text = TEMPLATE
+    assert CLF.classify(text, NEUTRAL, [earlier]).category == "repeat_or_rephrase"  # the false alarm
+    assert HeuristicClassifier(EMB).classify(text, NEUTRAL, [earlier]).category is None
+
+
+BASES = st.sampled_from([SLEEP[0], BATTERY[0], TEMPLATE[0], ASKED[0]])
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None)
+@given(
+    st.one_of(st.text(max_size=600), st.builds(lambda b, s: f"{b} {s}", BASES, st.text(max_size=40))),
+    st.text(max_size=300),
+    st.lists(st.one_of(BASES, st.text(max_size=300)), max_size=3),
+)
+def test_classify_with_embeddings_keeps_its_contract(offline_model, text, reply, earlier) -> None:
+    d = HeuristicClassifier(EMB).classify(text, reply, earlier)
+    assert d.category is None or d.category in CATEGORIES
+    assert 0.0 <= d.confidence <= 1.0 and d.cue

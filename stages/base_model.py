@@ -1,0 +1,29 @@
+"""base_model: reads ${paths.conversations}; writes the embedded default base model (a small Llama, its
+byte-level BPE tokenizer trained on the sample and a chat template) to ${paths.base_model_dir} and
+reports/base_model.json."""
+
+from pathlib import Path
+
+from natfeed.base_model import build_base_model, load_conversations
+from natfeed.config import load_params
+from natfeed.io import write_json
+from natfeed.logs import setup_logging
+from natfeed.tracking import stage_run
+
+
+def main() -> None:
+    setup_logging()
+    params = load_params()
+    paths = params.paths
+    with stage_run("base_model", params.tracking, params.base_model.model_dump()) as run:
+        report = build_base_model(load_conversations(paths.conversations), params.base_model,
+                                  paths.base_model_dir)
+        out = Path(paths.reports_dir) / "base_model.json"
+        write_json(out, report)
+        run.metrics(report)
+        run.artifact(out)
+        run.dataset(paths.conversations, context="training", name="conversations")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""evaluate: reads ${paths.kto_dir}/kto_test.parquet and the models in ${paths.base_model_dir},
+${paths.sft_model_dir} and ${paths.policy_dir}; writes reports/evaluate.json (every figure and the
+primary metric), the side-by-side sheet reports/side_by_side.{html,csv} and the DVC plot tables
+reports/evaluate_{loglik,rates}.csv."""
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from natfeed.config import load_params
+from natfeed.evaluate import run_evaluate, write_outputs
+from natfeed.logs import setup_logging
+from natfeed.tracking import stage_run
+
+
+def main() -> None:
+    setup_logging()
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per judge request otherwise
+    params = load_params()
+    paths = params.paths
+    models = {"base": paths.base_model_dir, "sft": paths.sft_model_dir, "policy": paths.policy_dir}
+    with stage_run("evaluate", params.tracking, params.evaluate.model_dump()) as run:
+        test_file = Path(paths.kto_dir) / "kto_test.parquet"
+        run.dataset(test_file, context="evaluation", name="kto_test")
+        evaluation = run_evaluate(pd.read_parquet(test_file), models, params.evaluate)
+        files = write_outputs(evaluation, paths.reports_dir)
+        run.metrics(evaluation.report)
+        for name in ("report", "html", "csv"):
+            run.artifact(files[name], "evaluate")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""register: reads ${paths.policy_dir}, reports/evaluate.json, reports/validate.json (and extract.json,
+the KTO/SFT parquet files for lineage); logs the policy to MLflow, registers a version of
+register.model_name with alias challenger, promotes it to champion when register.gate passes; writes
+reports/register.json (version, aliases, the gate's decision and reasons). A refused promotion is not
+a failure of the stage: it is recorded."""
+
+from pathlib import Path
+
+from natfeed.config import load_params
+from natfeed.io import write_json
+from natfeed.logs import setup_logging
+from natfeed.register import register_policy
+from natfeed.registry import RegistryError
+from natfeed.tracking import stage_run
+
+
+def main() -> None:
+    setup_logging()
+    params = load_params()
+    paths, reg = params.paths, params.register_
+    if not params.tracking.enabled:
+        raise RegistryError("the register stage needs MLflow: set tracking.enabled: true")
+    with stage_run("register", params.tracking, reg.model_dump()) as run:
+        report = register_policy(paths.policy_dir, paths.reports_dir, paths.kto_dir, reg)
+        write_json(Path(paths.reports_dir) / "register.json", report)
+        run.metrics({"version": report["version"], "promoted": report["promoted"], **report["seconds"]})
+        run.artifact(Path(paths.reports_dir) / "register.json")
+
+
+if __name__ == "__main__":
+    main()
