@@ -184,6 +184,7 @@ def main() -> None:
     if args.vllm_threads:
         os.environ["VLLM_CPU_OMP_THREADS_BIND"] = f"0-{args.vllm_threads - 1}"
         os.environ["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+    threads = torch.get_num_threads()  # before vLLM, which lowers it in this process
     has_vllm = importlib.util.find_spec("vllm") is not None
     backends = (args.backends.split(",") if args.backends != "auto" else
                 ["paper_loop", "vllm-paper", "vllm-turn"] if has_vllm else
@@ -212,7 +213,7 @@ def main() -> None:
         del ext
         gc.collect()
     print(f"\nmodel {args.model} | device {args.device} | {source} | ignore_eos {args.ignore_eos} | "
-          f"paper answers {args.paper_max_new_tokens} tokens | torch threads {torch.get_num_threads()}")
+          f"paper answers {args.paper_max_new_tokens} tokens | torch threads {threads}")
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows},

@@ -66,7 +66,9 @@ def merged(params: Mapping[str, Any], preset: Mapping[str, Any]) -> dict[str, An
         node = out
         *parents, last = key.split(".")
         for part in parents:
-            node = node.setdefault(part, {})
+            if not isinstance(node.get(part), dict):  # a null section (e.g. rm_judge: null) gets filled
+                node[part] = {}
+            node = node[part]
         node[last] = value
     return out
 

@@ -1,10 +1,11 @@
-"""base_model: reads ${paths.conversations}; writes the embedded default base model (a small Llama, its
+"""base_model: reads ${paths.conversations} (minus the test split's conversations in ${paths.kto_dir},
+which evaluation uses as held-out prompts); writes the embedded default base model (a small Llama, its
 byte-level BPE tokenizer trained on the sample and a chat template) to ${paths.base_model_dir} and
 reports/base_model.json."""
 
 from pathlib import Path
 
-from natfeed.base_model import build_base_model, load_conversations
+from natfeed.base_model import build_base_model, heldout_ids, load_conversations
 from natfeed.config import load_params
 from natfeed.io import write_json
 from natfeed.logs import setup_logging
@@ -16,8 +17,10 @@ def main() -> None:
     params = load_params()
     paths = params.paths
     with stage_run("base_model", params.tracking, params.base_model.model_dump()) as run:
-        report = build_base_model(load_conversations(paths.conversations), params.base_model,
+        held_out = heldout_ids(paths.kto_dir)
+        report = build_base_model(load_conversations(paths.conversations, held_out), params.base_model,
                                   paths.base_model_dir)
+        report["heldout_conversations_excluded"] = len(held_out)
         out = Path(paths.reports_dir) / "base_model.json"
         write_json(out, report)
         run.metrics(report)

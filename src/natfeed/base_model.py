@@ -64,11 +64,23 @@ DEMO_CONVERSATIONS: list[list[dict[str, str]]] = [
 ]
 
 
-def load_conversations(path: str | Path) -> list[list[dict[str, str]]]:
-    """The ``conversation`` column of an ingested parquet file as lists of {role, content} messages."""
-    frame = pd.read_parquet(path, columns=["conversation"])
+def load_conversations(path: str | Path, exclude_ids: Iterable[str] = ()) -> list[list[dict[str, str]]]:
+    """The ``conversation`` column of an ingested parquet file as lists of {role, content} messages,
+    without the conversations in ``exclude_ids`` (the evaluation split's: never seen in training)."""
+    frame = pd.read_parquet(path, columns=["conversation_id", "conversation"])
+    frame = frame[~frame["conversation_id"].isin(set(exclude_ids))]
     return [[{"role": str(m["role"]), "content": str(m["content"])} for m in conv]
             for conv in frame["conversation"]]
+
+
+def heldout_ids(kto_dir: str | Path) -> set[str]:
+    """Conversation ids of the KTO/SFT test split files in ``kto_dir`` (empty when absent)."""
+    ids: set[str] = set()
+    for name in ("kto_test.parquet", "sft_test.parquet"):
+        f = Path(kto_dir) / name
+        if f.exists():
+            ids |= set(pd.read_parquet(f, columns=["conversation_id"])["conversation_id"])
+    return ids
 
 
 def _texts(conversations: Iterable[Sequence[Message]]) -> Iterator[str]:

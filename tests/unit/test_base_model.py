@@ -150,3 +150,20 @@ def test_empty_input_is_an_error(tmp_path):
 def test_bad_base_model_params_fail(bad):
     with pytest.raises(ParamsError, match="base_model"):
         parse_params({"base_model": bad})
+
+
+def test_test_split_conversations_are_held_out_of_pretraining(tmp_path):
+    import pandas as pd
+
+    from natfeed.base_model import heldout_ids, load_conversations
+
+    msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    pd.DataFrame({"conversation_id": ["a", "b", "c"], "conversation": [msgs] * 3}).to_parquet(tmp_path / "c.parquet")
+    kto = tmp_path / "kto"
+    kto.mkdir()
+    pd.DataFrame({"conversation_id": ["b"]}).to_parquet(kto / "kto_test.parquet")
+    pd.DataFrame({"conversation_id": ["c"]}).to_parquet(kto / "sft_test.parquet")
+    assert heldout_ids(kto) == {"b", "c"}
+    assert len(load_conversations(tmp_path / "c.parquet", heldout_ids(kto))) == 1
+    assert len(load_conversations(tmp_path / "c.parquet")) == 3
+    assert heldout_ids(tmp_path / "missing") == set()
