@@ -70,7 +70,7 @@ def engine_kwargs(params: ExtractParams) -> dict[str, Any]:
 
 def paper_regex(max_items: int = 16, max_chars: int = 500) -> str:
     """The paper's answer shape (``[{"pattern": "UR2: ...", "text": "..."}, ...]``) without free whitespace."""
-    patterns = "|".join(re.escape(f"{c}: {n}") for c, n in PAPER_PATTERNS.items())
+    patterns = "|".join(re.escape(f"{c}: {n}").replace("\\ ", " ") for c, n in PAPER_PATTERNS.items())
     item = r'\{"pattern": "(' + patterns + r')", "text": "([^"\\\n]|\\["\\n])' + f"{{1,{max_chars}}}" + r'"\}'
     return r"\[(" + item + r"(, " + item + f"){{0,{max_items - 1}}})?" + r"\]"
 
