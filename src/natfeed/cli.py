@@ -131,6 +131,10 @@ def extract(
         write_paper_csv(output, paper_csv)
     typer.echo(f"{result['conversations']} conversations, {result['user_turns']} judged turns -> "
                f"{result['rows']} feedback rows {result['rows_per_category']} in {result['seconds']}s")
+    if result.get("requests"):
+        typer.echo(f"{result['requests']} requests, {result['prompt_tokens']} prompt + {result['generated_tokens']} "
+                   f"generated tokens, {result['parse_failures']} parse failures, {result['unmatched_spans']} "
+                   f"unmatched spans; {result.get('shards_resumed', 0)} of {result.get('shards', 0)} shards resumed")
 
 
 @app.command("extract-merge")

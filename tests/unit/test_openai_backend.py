@@ -121,3 +121,17 @@ def test_openai_json_schema_mode_body():
     body = ext.body(ext.requests(CONVS[:1])[0])
     schema = body["response_format"]["json_schema"]["schema"]
     assert schema["properties"]["label"]["enum"][-1] == "none" and "structured_outputs" not in body
+
+
+@pytest.mark.parametrize("extract", [{"openai": {"concurency": 3}}, {"llm": {"modle": "x"}}, {"mode": "chat"},
+                                     {"openai": {"structured": "guided"}}, {"transformers": {"dtype": "fp8"}}])
+def test_llm_params_typos_fail(extract):
+    from natfeed.config import ParamsError, parse_params
+
+    with pytest.raises(ParamsError):
+        parse_params({"extract": extract})
+
+
+def test_model_is_required():
+    with pytest.raises(ValueError, match="needs a model"):
+        OpenAIExtractor(ExtractParams(backend="openai"))
