@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -121,7 +122,12 @@ def test_replica_pool_reports_a_failing_engine():
 
 
 def _sample(tmp_path: Path, n: int = 60) -> Path:
-    lines = (REPO / "data/raw/conversations.jsonl").read_text(encoding="utf-8").splitlines()[:n]
+    raw = REPO / "data/raw/conversations.jsonl"
+    if not raw.exists():  # a fresh clone has no data/raw until `dvc pull`: generate the same sample
+        subprocess.run([sys.executable, str(REPO / "scripts/make_sample.py"), "--out", str(tmp_path / "gen")],
+                       check=True, capture_output=True)
+        raw = tmp_path / "gen" / "conversations.jsonl"
+    lines = raw.read_text(encoding="utf-8").splitlines()[:n]
     path = tmp_path / "raw.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
