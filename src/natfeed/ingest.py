@@ -141,6 +141,14 @@ def normalise(obj: Any, source: str = "unknown") -> Conversation:
     )
 
 
+def normalise_record(rec: RawRecord) -> Conversation:
+    """A streamed record as a Conversation; raises Malformed for unreadable or malformed rows."""
+    if rec.error is not None:
+        reason, _, detail = rec.error.partition(": ")
+        raise Malformed(reason, detail)
+    return normalise(rec.obj, source=Path(rec.source_file).name)
+
+
 def _user_text(conv: Conversation) -> str:
     return "\n".join(m["content"][:400] for m in conv.messages if m["role"] == "user")
 
@@ -222,10 +230,7 @@ def ingest_records(records: Iterable[RawRecord], output: str | Path, params: Ing
         for rec in tqdm(records, desc="ingest", unit=" rows", disable=None):
             c.rows_read += 1
             try:
-                if rec.error is not None:
-                    reason, _, detail = rec.error.partition(": ")
-                    raise Malformed(reason, detail)
-                conv = normalise(rec.obj, source=Path(rec.source_file).name)
+                conv = normalise_record(rec)
             except Malformed as err:
                 c.rejected[err.reason] += 1
                 rejected.add(_rejected_row(rec, err.reason, err.detail))

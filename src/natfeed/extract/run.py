@@ -62,15 +62,12 @@ def _batches(path: str | Path, batch_size: int, rejected: ParquetSink | None
             for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size):
                 yield [Conversation.from_row(r) for r in batch.to_pylist()], False
         return
-    from natfeed.ingest import Malformed, _rejected_row, normalise
+    from natfeed.ingest import Malformed, _rejected_row, normalise_record
 
     buf: list[Conversation] = []
     for rec in iter_records(path, batch_size):
         try:
-            if rec.error is not None:
-                reason, _, detail = rec.error.partition(": ")
-                raise Malformed(reason, detail)
-            buf.append(normalise(rec.obj, source=Path(rec.source_file).name))
+            buf.append(normalise_record(rec))
         except Malformed as err:
             if rejected is not None:
                 rejected.add(_rejected_row(rec, err.reason, err.detail))
