@@ -1,5 +1,5 @@
-"""evaluate: reads ${paths.kto_dir}/kto_test.parquet and the models in ${paths.base_model_dir},
-${paths.sft_model_dir} and ${paths.policy_dir}; writes reports/evaluate.json (every figure and the
+"""evaluate: reads ${paths.kto_dir}/kto_test.parquet and the models ${train.base_model} (the embedded default:
+${paths.base_model_dir}; a preset's Hub model otherwise), ${paths.sft_model_dir} and ${paths.policy_dir}; writes reports/evaluate.json (every figure and the
 primary metric), the side-by-side sheet reports/side_by_side.{html,csv} and the DVC plot tables
 reports/evaluate_{loglik,rates}.csv."""
 
@@ -19,7 +19,7 @@ def main() -> None:
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per judge request otherwise
     params = load_params()
     paths = params.paths
-    models = {"base": paths.base_model_dir, "sft": paths.sft_model_dir, "policy": paths.policy_dir}
+    models = {"base": params.train.base_model, "sft": paths.sft_model_dir, "policy": paths.policy_dir}
     with stage_run("evaluate", params.tracking, params.evaluate.model_dump()) as run:
         test_file = Path(paths.kto_dir) / "kto_test.parquet"
         run.dataset(test_file, context="evaluation", name="kto_test")

@@ -106,7 +106,7 @@ def test_finished_run_reruns_without_work_and_changed_params_start_afresh(tmp_pa
     extract_file(conv, tmp_path / "feedback.parquet", p, FakeLLM(p))
     again = FakeLLM(p)
     report = extract_file(conv, tmp_path / "feedback.parquet", p, again)
-    assert again.calls == 0 and report["shards_resumed"] == 3 and report["conversations_per_second"] is None
+    assert again.calls == 0 and report["shards_resumed"] == 3 and report["conversations_per_second"] > 0
     other = p.model_copy(update={"llm": p.llm.model_copy(update={"context_turns": 3})})
     fresh = FakeLLM(other)
     extract_file(conv, tmp_path / "feedback.parquet", other, fresh)
@@ -176,3 +176,28 @@ def test_sigkill_mid_run_then_rerun_continues(tmp_path):
     assert not resumed.duplicated(["conversation_id", "feedback_turn"]).any()
     pd.testing.assert_frame_equal(resumed, full)
     assert report["rows"] == len(full) and report["requests"] == total_requests == report["user_turns"]
+
+
+@pytest.mark.parametrize(("change", "same"), [
+    ({"vllm": {"replicas": 4, "tensor_parallel_size": 2, "max_num_seqs": 512, "gpu_memory_utilization": 0.5,
+               "executor": "ray", "devices": ["0,1", "2,3"]}}, True),
+    ({"backend": "openai", "openai": {"concurrency": 64, "base_url": "http://other:9000/v1", "timeout_s": 5.0}},
+     True),
+    ({"backend": "openai", "openai": {"structured": "none"}}, False),
+    ({"workers": 3, "shard_dir": "elsewhere"}, True),
+    ({"vllm": {"dtype": "bfloat16"}}, False),
+    ({"vllm": {"quantization": "fp8"}}, False),
+    ({"llm": {"temperature": 0.7}}, False),
+    ({"llm": {"model": "other-model"}}, False),
+    ({"batch_size": 7}, False),  # shard boundaries
+    ({"mode": "paper"}, False),
+])
+def test_run_key_ignores_only_operational_params(tmp_path, change, same):
+    from natfeed.extract.shards import run_key
+
+    data = write_conversations(tmp_path / "c.parquet", 3)
+    base = {"backend": change.get("backend", "vllm"), "llm": {"model": "m"}}
+    merged = {**base, **{k: ({**base.get(k, {}), **v} if isinstance(v, dict) else v) for k, v in change.items()}}
+    key_a, _ = run_key(data, ExtractParams(**base), "vllm-m")
+    key_b, _ = run_key(data, ExtractParams(**merged), "vllm-m")
+    assert (key_a == key_b) is same

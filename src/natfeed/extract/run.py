@@ -201,10 +201,12 @@ def _extract_sharded(input_path: str | Path, output: str | Path, params: Extract
                 continue
             if raw and params.detect_language:
                 batch = _with_languages(batch)
+            shard_start = time.perf_counter()
             rows, n_conv, n_turns = _extract_rows(extractor, batch)
             counters, failures = extractor.take_stats()  # type: ignore[attr-defined]
             info = {"conversations": n_conv, "user_turns": n_turns, "rows": len(rows),
-                    "first_id": batch[0].conversation_id, "last_id": batch[-1].conversation_id, **counters}
+                    "first_id": batch[0].conversation_id, "last_id": batch[-1].conversation_id,
+                    "seconds": round(time.perf_counter() - shard_start, 6), **counters}
             store.write(index, rows, [f.to_dict() for f in failures], info)
             done_now += n_conv
             bar.update(n_conv)
@@ -215,7 +217,10 @@ def _extract_sharded(input_path: str | Path, output: str | Path, params: Extract
     totals = report["totals"]
     result = _report(input_path, output, extractor.identity, totals["conversations"], rows_rejected,
                      totals["user_turns"], report["per_category"], seconds, done_now, totals)
+    if not done_now and report["shard_seconds"] > 0:  # everything resumed: the shards' own throughput
+        result["conversations_per_second"] = round(totals["conversations"] / report["shard_seconds"], 3)
     result.update({"mode": params.mode, "shards": len(store.done), "shards_resumed": len(done),
+                   "shard_seconds": round(report["shard_seconds"], 3),
                    "conversations_this_run": done_now, "shard_dir": str(store.dir),
                    "parse_failures_file": str(report["failures_path"])})
     write_json(sibling(output, "report.json"), result)
@@ -249,7 +254,9 @@ def _assemble(store: Any, output: str | Path, params: ExtractParams) -> dict[str
     failures_path.parent.mkdir(parents=True, exist_ok=True)
     with open(failures_path, "w", encoding="utf-8") as fh:
         fh.writelines(line + "\n" for line in store.failures())
-    return {"per_category": per_category, "totals": totals, "failures_path": failures_path}
+    shard_seconds = sum(float(info.get("seconds", 0.0)) for info in store.done.values())
+    return {"per_category": per_category, "totals": totals, "failures_path": failures_path,
+            "shard_seconds": shard_seconds}
 
 
 def _rejected_schema():  # imported lazily: ingest pulls language detection

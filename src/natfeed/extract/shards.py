@@ -28,9 +28,18 @@ from natfeed.io import resolve_inputs
 if TYPE_CHECKING:
     from natfeed.config import ExtractParams
 
-OPERATIONAL = frozenset({"concurrency", "timeout_s", "max_retries", "backoff_s", "max_backoff_s", "api_key_env",
-                         "base_url", "device", "workers", "detect_language", "heuristic", "shard_dir"})
-"""Params that change how fast or where work runs, not the answers: left out of the run key."""
+OPERATIONAL: dict[str, frozenset[str]] = {
+    "extract": frozenset({"workers", "detect_language", "heuristic", "shard_dir"}),
+    "openai": frozenset({"concurrency", "timeout_s", "max_retries", "backoff_s", "max_backoff_s", "api_key_env",
+                         "base_url"}),
+    "transformers": frozenset({"device"}),
+    "vllm": frozenset({"tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens",
+                       "enable_prefix_caching", "enforce_eager", "replicas", "devices", "executor", "ray_address",
+                       "ray_batch_size", "ray_accelerator_type"}),
+}
+"""Per params section, the keys that change how fast or where work runs, not the answers: left out of the run
+key, so that a run resumed with more GPUs, replicas, a bigger batch or another server continues its shards.
+``extract.batch_size`` stays in: it sets the shard boundaries."""
 
 
 BACKEND_SECTION = {"paper_loop": "transformers"}
@@ -45,23 +54,24 @@ def file_md5(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _semantic(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _semantic(v) for k, v in sorted(value.items()) if k not in OPERATIONAL}
-    return value
+def _semantic(section: dict[str, Any], operational: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in sorted(section.items()) if k not in operational}
 
 
 def run_key(input_path: str | Path, params: ExtractParams, identity: str) -> tuple[str, dict[str, Any]]:
     """The shard folder name of this input + configuration, and what it was computed from."""
     inputs = [{"name": f.name, "size": f.stat().st_size, "md5": file_md5(f)} for f in resolve_inputs(input_path)]
     dump = params.model_dump()
-    section = dump.get(BACKEND_SECTION.get(params.backend, params.backend))
+    name = BACKEND_SECTION.get(params.backend, params.backend)
+    section = dump.get(name)
     config = {
         "inputs": inputs,
         "identity": identity,
         "prompt_version": PROMPT_VERSION,
-        "params": _semantic({k: v for k, v in dump.items() if k not in ("openai", "transformers", "vllm")}),
-        "backend_params": _semantic(section if isinstance(section, dict) else {}),
+        "params": _semantic({k: v for k, v in dump.items() if k not in ("openai", "transformers", "vllm")},
+                            OPERATIONAL["extract"]),
+        "backend_params": _semantic(section, OPERATIONAL.get(name, frozenset())) if isinstance(section, dict)
+        else {},
     }
     blob = json.dumps(config, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16], config
