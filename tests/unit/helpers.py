@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 
 from natfeed.categories import CODES, label_of
@@ -33,3 +37,20 @@ def conversations_frame(turns: dict[str, int]) -> pd.DataFrame:
         rows.append({"conversation_id": cid, "model": "m", "conversation": msgs, "turn": n, "language": "English",
                      "openai_moderation": "[]", "flagged": False, "redacted": False, "source": "test"})
     return pd.DataFrame(rows)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sample_head(tmp_path: Path, n: int = 60) -> Path:
+    """The first ``n`` lines of the embedded sample as ``tmp_path/raw.jsonl``. A fresh clone has no data/raw
+    until ``dvc pull``: then the same sample is generated (scripts/make_sample.py is deterministic)."""
+    raw = REPO / "data/raw/conversations.jsonl"
+    if not raw.exists():
+        subprocess.run([sys.executable, str(REPO / "scripts/make_sample.py"), "--out", str(tmp_path / "gen")],
+                       check=True, capture_output=True)
+        raw = tmp_path / "gen" / "conversations.jsonl"
+    lines = raw.read_text(encoding="utf-8").splitlines()[:n]
+    path = tmp_path / "raw.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

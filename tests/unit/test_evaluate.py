@@ -230,3 +230,10 @@ def test_stage_writes_reports_and_logs_to_mlflow(tmp_path, tok, monkeypatch):
     assert run.data.metrics["kto_reward_accuracy"] == 0.5 and run.data.metrics["primary_metric.value"] == 0.5
     logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "evaluate")}
     assert logged == {"evaluate/evaluate.json", "evaluate/side_by_side.html", "evaluate/side_by_side.csv"}
+
+
+def test_repetition_penalty_breaks_greedy_loops(tok):
+    model = biased_lm(tok, {"cat": 5.0, "answer": 4.0})
+    assert generate_replies(model, tok, [USER], max_new_tokens=3) == ["cat cat cat"]
+    # penalty 2: a generated token's logit is halved, so cat (5 -> 2.5) yields to answer (4 -> 2) and back
+    assert generate_replies(model, tok, [USER], max_new_tokens=3, repetition_penalty=2.0) == ["cat answer cat"]

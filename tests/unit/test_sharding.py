@@ -23,6 +23,7 @@ from natfeed.extract.sharding import (
     shard_of,
     split_indices,
 )
+from tests.unit.helpers import sample_head
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +37,6 @@ def test_shard_of_is_a_fixed_function_of_the_id():
 
 
 def test_shard_of_does_not_depend_on_pythonhashseed(tmp_path):
-    import subprocess
 
     code = "from natfeed.extract.sharding import shard_of; print([shard_of(f'c{i}', 5) for i in range(40)])"
     outs = {subprocess.run([sys.executable, "-c", code], env={"PYTHONHASHSEED": seed, "PATH": ""},
@@ -103,7 +103,6 @@ def test_replica_pool_routes_each_conversation_to_its_replica_and_devices():
 
 
 def test_an_unclosed_replica_pool_does_not_hang_the_interpreter_at_exit(tmp_path):
-    import subprocess
 
     script = tmp_path / "leave_open.py"
     script.write_text("from natfeed.extract.sharding import ReplicaPool\n"
@@ -122,15 +121,7 @@ def test_replica_pool_reports_a_failing_engine():
 
 
 def _sample(tmp_path: Path, n: int = 60) -> Path:
-    raw = REPO / "data/raw/conversations.jsonl"
-    if not raw.exists():  # a fresh clone has no data/raw until `dvc pull`: generate the same sample
-        subprocess.run([sys.executable, str(REPO / "scripts/make_sample.py"), "--out", str(tmp_path / "gen")],
-                       check=True, capture_output=True)
-        raw = tmp_path / "gen" / "conversations.jsonl"
-    lines = raw.read_text(encoding="utf-8").splitlines()[:n]
-    path = tmp_path / "raw.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    return sample_head(tmp_path, n)
 
 
 def _params(tmp_path: Path):
