@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     big_params = TINY.model_copy(update={"vocab_size": 4096, "hidden_size": 1024, "num_layers": args.big_layers,
                                          "intermediate_size": 2816, "num_key_value_heads": 4,
                                          "max_position_embeddings": 1024})
-    convs = [[{"role": "user", "content": s}, {"role": "assistant", "content": s}] for s in SENTENCES] * 20
-    build_base_model(convs, big_params, root / "big")
+    if any(k.startswith("big") for k in args.only.split(",")):
+        convs = [[{"role": "user", "content": s}, {"role": "assistant", "content": s}] for s in SENTENCES] * 20
+        build_base_model(convs, big_params, root / "big")
     runs = {"tiny": ("tiny", tiny, False), "big": ("random-llama", root / "big", False),
             "big-lora": ("random-llama", root / "big", True)}
     rows, last = [], None
