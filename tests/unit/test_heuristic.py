@@ -461,3 +461,14 @@ def test_classify_with_embeddings_keeps_its_contract(offline_model, text, reply,
     d = HeuristicClassifier(EMB).classify(text, reply, earlier)
     assert d.category is None or d.category in CATEGORIES
     assert 0.0 <= d.confidence <= 1.0 and d.cue
+
+
+def test_cjk_rephrase_is_not_mistaken_for_a_new_template_request() -> None:
+    # tokens() splits CJK into single characters: four changed ones are a rephrase, not "short words"
+    earlier = ["日本の首都はどこですか"]
+    assert category("日本の首都はどこにありますか", "日本の首都は大阪です。", earlier) == "repeat_or_rephrase"
+
+
+def test_cjk_numerals_on_the_same_template_are_a_new_request() -> None:
+    earlier = ["写一个创新创业PPT结束语八个字"]  # "... in eight characters" -> "... in four characters"
+    assert category("写一个创新创业PPT结束语四个字", "踏实创新，薪火相传。", earlier) is None

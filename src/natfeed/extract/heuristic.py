@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from natfeed.categories import PRIORITY
 from natfeed.extract import lexicons as lx
 from natfeed.extract.cuematch import CueMatcher, LiteralScanner, StartMatcher
-from natfeed.extract.similarity import latin_share, new_tokens, overlap_profile, shared_content_words
+from natfeed.extract.similarity import is_cjk, latin_share, new_tokens, overlap_profile, shared_content_words
 
 REPHRASE = "repeat_or_rephrase"
 CORRECTION = "make_aware_with_correction"
@@ -377,11 +377,13 @@ class HeuristicClassifier:
         if best >= p.repeat_similarity and (len(turn.text) >= 12 or refused):
             return [_Signal(REPHRASE, 0.9, f"repeat:{best:.2f}")], None
         changed = new_tokens(turn.text, best_prev, p.similarity_chars)
-        numbers = any(t.isdigit() for t in changed)
+        numbers = any(t.isnumeric() for t in changed)  # isnumeric: also 八, 四, 十 (CJK numerals)
+        cjk = [t for t in changed if is_cjk(t)]  # single characters: their length says nothing
         if (
             changed
             and not refused
-            and (all(t.isdigit() or len(t) <= 2 for t in changed) or (numbers and len(changed) <= 2))
+            and (all(t.isnumeric() or (len(t) <= 2 and not is_cjk(t)) for t in changed)
+                 or (numbers and len(changed) <= 2) or (len(cjk) == len(changed) <= 2))
         ):
             return [], None  # same template, new numbers: a new request ("... in 1986?")
         bonus = 0.15 if refused else 0.0

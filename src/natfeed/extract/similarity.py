@@ -35,6 +35,12 @@ def char_ngrams(text: str, n: int = 3, limit: int = DEFAULT_LIMIT) -> frozenset[
     return frozenset(norm[i : i + n] for i in range(len(norm) - n + 1))
 
 
+def is_cjk(token: str) -> bool:
+    """True for a token with Chinese, Japanese or Korean characters (``tokens`` splits those into single
+    characters, so their length says nothing about being a number or a short word)."""
+    return _CJK.search(token) is not None
+
+
 @lru_cache(maxsize=4096)
 def tokens(text: str, limit: int = DEFAULT_LIMIT) -> frozenset[str]:
     """Word tokens of the normalised prefix; CJK runs are split into single characters."""
@@ -80,9 +86,12 @@ def overlap_profile(a: str, b: str, limit: int = DEFAULT_LIMIT) -> tuple[float, 
     """(trigram Jaccard, trigram containment) of two texts' prefixes.
 
     Containment catches a request re-sent with an added constraint ("X, but shorter"); the Jaccard
-    tells a near-identical re-send from a partial overlap.
+    tells a near-identical re-send from a partial overlap. Chinese/Japanese/Korean texts compare character
+    bigrams: one of their characters carries about as much as three Latin letters.
     """
-    ga, gb = char_ngrams(a, 3, limit), char_ngrams(b, 3, limit)
+    cjk = _CJK.search(a, 0, limit) and _CJK.search(b, 0, limit)  # fast path: no CJK at all
+    n = 2 if cjk and cjk_share(a, limit) > 0.5 and cjk_share(b, limit) > 0.5 else 3
+    ga, gb = char_ngrams(a, n, limit), char_ngrams(b, n, limit)
     return jaccard(ga, gb), containment(ga, gb)
 
 
@@ -95,6 +104,12 @@ def shared_content_words(text: str, reference: str, min_len: int = 5) -> int:
     """How many distinct words of at least ``min_len`` characters ``text`` shares with ``reference``."""
     common = tokens(text) & tokens(reference, 1500)
     return sum(1 for t in common if len(t) >= min_len and not t.isdigit())
+
+
+def cjk_share(text: str, limit: int = DEFAULT_LIMIT) -> float:
+    """Share of the letters in the prefix of ``text`` that are Chinese, Japanese or Korean (0.0 when none)."""
+    letters = [ch for ch in text[:limit] if ch.isalpha()]
+    return sum(1 for ch in letters if _CJK.match(ch)) / len(letters) if letters else 0.0
 
 
 def latin_share(text: str, limit: int = DEFAULT_LIMIT) -> float:
