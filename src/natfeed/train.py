@@ -220,6 +220,16 @@ def _save(trainer: Any, out_dir: Path, lora: LoraParams) -> None:
     PartialState().wait_for_everyone()
 
 
+def _fit(trainer: Any, out_dir: Path, lora: LoraParams, start: float, examples: int) -> dict[str, Any]:
+    """Train, save (adapter or full/merged weights), summarise the log history, free the memory."""
+    trainer.train()
+    _save(trainer, out_dir, lora)
+    report = summarize(trainer.state.log_history, time.perf_counter() - start, examples)
+    del trainer
+    _free_memory()
+    return report
+
+
 def _free_memory() -> None:
     import torch
 
@@ -239,12 +249,7 @@ def run_sft(model: str, dataset: Any, params: TrainParams, out_dir: str | Path,
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=trim_prompts(dataset, tokenizer, params.max_prompt_tokens),
                          peft_config=lora_config(params.lora), callbacks=[_metrics_callback("sft", on_log)])
-    trainer.train()
-    _save(trainer, out_dir, params.lora)
-    report = summarize(trainer.state.log_history, time.perf_counter() - start, len(dataset))
-    del trainer
-    _free_memory()
-    return report
+    return _fit(trainer, out_dir, params.lora, start, len(dataset))
 
 
 def run_kto(model: str | Path, dataset: Any, params: TrainParams, out_dir: str | Path,
@@ -262,12 +267,7 @@ def run_kto(model: str | Path, dataset: Any, params: TrainParams, out_dir: str |
                          train_dataset=trim_prompts(dataset, tokenizer, params.max_prompt_tokens),
                          peft_config=None if adapter else lora_config(params.lora),
                          callbacks=[_metrics_callback("kto", on_log)])
-    trainer.train()
-    _save(trainer, out_dir, params.lora)
-    report = summarize(trainer.state.log_history, time.perf_counter() - start, len(dataset))
-    del trainer
-    _free_memory()
-    return report
+    return _fit(trainer, out_dir, params.lora, start, len(dataset))
 
 
 def train(params: TrainParams, kto_dir: str | Path, sft_dir: str | Path, policy_dir: str | Path,

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from natfeed.categories import NONE
 from natfeed.conversation import Conversation, judged_turns
@@ -144,3 +144,46 @@ class LLMExtractor:
         match = match_spans(conv, items)
         self.counters["unmatched_spans"] += len(match.unmatched)
         return [Detection(turn, cat, 1.0, f"{self.backend} span: {span[:120]}") for turn, cat, span in match.matched]
+
+
+class LocalTokenizerExtractor(LLMExtractor):
+    """LLM backends that tokenize here (transformers, vllm): the model's own tokenizer and chat template,
+    loaded lazily (a resumed run whose shards are all done never loads it); prompts become token ids cut
+    from the left so that the prompt plus the answer fit ``max_model_len``."""
+
+    def __init__(self, params: ExtractParams) -> None:
+        super().__init__(params)
+        self._tokenizer: Any = None
+
+    def tokenizer_path(self) -> str:
+        return self.params.llm.model
+
+    def prepare_tokenizer(self, tokenizer: Any) -> Any:
+        """Backend-specific settings (padding side, pad token)."""
+        return tokenizer
+
+    def answer_tokens(self, req: Request) -> int:
+        """The most tokens an answer to ``req`` may take."""
+        raise NotImplementedError
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(self.tokenizer_path())
+            if not tok.chat_template:
+                raise ValueError(f"{self.params.llm.model} has no chat template: use an instruct/chat model")
+            self._tokenizer = self.prepare_tokenizer(tok)
+        return self._tokenizer
+
+    def count_tokens(self) -> Callable[[str], int]:
+        tok = self.tokenizer
+        return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_ids(self, req: Request) -> list[int]:
+        """Token ids of the chat-templated request; cut from the left if the estimate still overflowed."""
+        text = self.tokenizer.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        limit = self.params.llm.max_model_len - self.answer_tokens(req)
+        return ids[-limit:] if len(ids) > limit else ids

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from natfeed.conversation import Conversation, judged_turns
 from natfeed.extract.base import Detection
-from natfeed.extract.llm import Answer, LLMExtractor, prompt_config
+from natfeed.extract.llm import Answer, LocalTokenizerExtractor, prompt_config
 from natfeed.extract.parse import parse_category
 from natfeed.extract.prompts import Request, paper_request
 
@@ -46,29 +46,20 @@ def resolve_dtype(dtype: str, device: str) -> Any:
     return getattr(torch, dtype)
 
 
-class TransformersExtractor(LLMExtractor):
+class TransformersExtractor(LocalTokenizerExtractor):
     backend = "transformers"
 
     def __init__(self, params: ExtractParams) -> None:
         super().__init__(params)
         self.tcfg = params.transformers
-        self._tokenizer: Any = None
         self._model: Any = None
 
     # -- loading (lazy: a resumed run whose shards are all done never loads the model) ----------------
-    @property
-    def tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            tok = AutoTokenizer.from_pretrained(self.params.llm.model)
-            tok.padding_side = "left"
-            if tok.pad_token_id is None:
-                tok.pad_token = tok.eos_token
-            if not tok.chat_template:
-                raise ValueError(f"{self.params.llm.model} has no chat template: use an instruct/chat model")
-            self._tokenizer = tok
-        return self._tokenizer
+    def prepare_tokenizer(self, tokenizer: Any) -> Any:
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        return tokenizer
 
     @property
     def model(self) -> Any:
@@ -84,17 +75,9 @@ class TransformersExtractor(LLMExtractor):
             log.info("%s: loaded %s on %s", self.backend, self.params.llm.model, device)
         return self._model
 
-    def count_tokens(self) -> Callable[[str], int]:
-        tok = self.tokenizer
-        return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
-
-    def prompt_ids(self, req: Request) -> list[int]:
-        """Token ids of the chat-templated request; cut from the left if the estimate still overflowed."""
-        text = self.tokenizer.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        limit = self.params.llm.max_model_len - (self.params.llm.max_new_tokens if req.mode == "turn"
-                                                 else self.params.llm.paper_max_new_tokens)
-        return ids[-limit:] if len(ids) > limit else ids
+    def answer_tokens(self, req: Request) -> int:
+        llm = self.params.llm
+        return llm.max_new_tokens if req.mode == "turn" else llm.paper_max_new_tokens
 
     def _pad(self, seqs: Sequence[list[int]]) -> tuple[Any, Any]:
         import torch

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from natfeed.extract.llm import Answer, LLMExtractor
+from natfeed.extract.llm import Answer, LocalTokenizerExtractor
 from natfeed.extract.prompts import PAPER_PATTERNS, Request
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ def make_engine(kwargs: dict[str, Any]) -> Any:
     return LLM(**kwargs)
 
 
-class VLLMExtractor(LLMExtractor):
+class VLLMExtractor(LocalTokenizerExtractor):
     """In-process vLLM offline batches (see the module docstring)."""
 
     backend = "vllm"
@@ -144,21 +144,12 @@ class VLLMExtractor(LLMExtractor):
     def __init__(self, params: ExtractParams) -> None:
         super().__init__(params)
         self.cfg = params.vllm
-        self._tokenizer: Any = None
         self._engine: Any = None
         self.cached_tokens = 0
         """Prompt tokens served from the prefix cache (all batches)."""
 
-    @property
-    def tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            tok = AutoTokenizer.from_pretrained(self.cfg.tokenizer or self.params.llm.model)
-            if not tok.chat_template:
-                raise ValueError(f"{self.params.llm.model} has no chat template: use an instruct/chat model")
-            self._tokenizer = tok
-        return self._tokenizer
+    def tokenizer_path(self) -> str:
+        return self.cfg.tokenizer or self.params.llm.model
 
     @property
     def engine(self) -> Any:
@@ -178,17 +169,8 @@ class VLLMExtractor(LLMExtractor):
                 self._engine = make_engine(kwargs)
         return self._engine
 
-    def count_tokens(self) -> Callable[[str], int]:
-        tok = self.tokenizer
-        return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
-
-    def prompt_ids(self, req: Request) -> list[int]:
-        """Token ids of the chat-templated request, cut from the left to fit ``max_model_len``."""
-        text = self.tokenizer.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        limit = self.params.llm.max_model_len - sampling_spec(req, self.params, self.label_tokens(req.choices))[
-            "max_tokens"]
-        return ids[-limit:] if len(ids) > limit else ids
+    def answer_tokens(self, req: Request) -> int:
+        return sampling_spec(req, self.params, self.label_tokens(req.choices))["max_tokens"]
 
     @staticmethod
     def label_tokens(choices: Sequence[str] | None) -> int:
