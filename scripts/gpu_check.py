@@ -15,6 +15,7 @@ figures. Under ``accelerate launch`` (FSDP, ZeRO-3) every rank trains and rank 0
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -101,7 +102,7 @@ def run(name: str, model_dir: Path, data: Path, out: Path, steps: int, batch: in
 
 
 def _main_process() -> bool:
-    return int(__import__("os").environ.get("RANK", "0")) == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def evaluate_row(data: Path, base: Path, run_dir: Path) -> pd.DataFrame:

@@ -1,7 +1,7 @@
-"""evaluate: reads ${paths.kto_dir}/kto_test.parquet and the models ${train.base_model} (the embedded default:
-${paths.base_model_dir}; a preset's Hub model otherwise), ${paths.sft_model_dir} and ${paths.policy_dir}; writes reports/evaluate.json (every figure and the
-primary metric), the side-by-side sheet reports/side_by_side.{html,csv} and the DVC plot tables
-reports/evaluate_{loglik,rates}.csv."""
+"""evaluate: reads ${paths.kto_dir}/kto_test.parquet and the models ${train.base_model} (the embedded
+default ${paths.base_model_dir}, or a preset's Hub model), ${paths.sft_model_dir} and ${paths.policy_dir};
+writes reports/evaluate.json (every figure and the primary metric), the side-by-side sheet
+reports/side_by_side.{html,csv} and the DVC plot tables reports/evaluate_{loglik,rates}.csv."""
 
 import logging
 from pathlib import Path

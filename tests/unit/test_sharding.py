@@ -120,9 +120,6 @@ def test_replica_pool_reports_a_failing_engine():
         ReplicaPool({}, ["0"], factory="natfeed.extract.sharding:no_such_factory", start_timeout_s=120)
 
 
-def _sample(tmp_path: Path, n: int = 60) -> Path:
-    return sample_head(tmp_path, n)
-
 
 def _params(tmp_path: Path):
     return parse_params({"extract": {"workers": 1, "detect_language": False, "batch_size": 16,
@@ -130,7 +127,7 @@ def _params(tmp_path: Path):
 
 
 def test_partitions_then_merge_equal_one_run(tmp_path):
-    raw, params = _sample(tmp_path), _params(tmp_path)
+    raw, params = sample_head(tmp_path), _params(tmp_path)
     whole = extract_file(raw, tmp_path / "whole" / "feedback.parquet", params)
     parts = []
     for i in range(3):
@@ -166,7 +163,7 @@ def test_cli_shard_options(tmp_path):
 
     from natfeed.cli import app
 
-    raw = _sample(tmp_path, 30)
+    raw = sample_head(tmp_path, 30)
     params = tmp_path / "params.yaml"
     params.write_text(f"extract:\n  workers: 1\n  detect_language: false\n  shard_dir: {tmp_path / 's'}\n")
     runner = CliRunner()

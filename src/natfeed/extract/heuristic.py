@@ -311,12 +311,12 @@ class HeuristicClassifier:
             return [_Signal(REPHRASE, 0.9, f"repeat:{best:.2f}")], None
         changed = new_tokens(turn.text, best_prev, p.similarity_chars)
         numbers = any(t.isnumeric() for t in changed)  # isnumeric: also 八, 四, 十 (CJK numerals)
-        cjk = [t for t in changed if is_cjk(t)]  # single characters: their length says nothing
         if (
             changed
             and not refused
             and (all(t.isnumeric() or (len(t) <= 2 and not is_cjk(t)) for t in changed)
-                 or (numbers and len(changed) <= 2) or (len(cjk) == len(changed) <= 2))
+                 or (numbers and len(changed) <= 2)
+                 or (len(changed) <= 2 and all(is_cjk(t) for t in changed)))  # CJK: single characters
         ):
             return [], None  # same template, new numbers: a new request ("... in 1986?")
         bonus = 0.15 if refused else 0.0
