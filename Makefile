@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PYTHONHASHSEED := 0
 
-.PHONY: install run test test-fast lint lock sample clean help
+.PHONY: install run test test-fast test-gpu lint lock sample clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -29,8 +29,11 @@ run: install  ## fetch the embedded sample (in-repo DVC remote) and run the whol
 test: install  ## run the test suite (unit + integration; GPU tests skip without a GPU)
 	pytest -q -n 2 --dist loadgroup
 
-test-fast: install  ## unit tests only
-	pytest -q -n 2 tests/unit
+test-fast: install  ## unit and repository tests without the slow ones (training, MLflow, whole stages)
+	pytest -q -n 2 -m "not slow and not gpu" tests/unit tests/repo
+
+test-gpu: install  ## the GPU tests only (skipped without CUDA)
+	pytest -q -m gpu tests
 
 lint: install  ## ruff + actionlint
 	ruff check .

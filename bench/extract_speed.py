@@ -70,8 +70,8 @@ def build_random_model(out: Path, conversations: list[Any], layers: int, hidden:
     """A random-weight Llama (head_dim 64) with a BPE tokenizer and chat template, saved to ``out``."""
     if (out / "config.json").exists():
         return out
-    from natfeed.base_model import DEMO_CONVERSATIONS, build_base_model
-    from natfeed.config import BaseModelParams
+    from natfeed.model.base_model import DEMO_CONVERSATIONS, build_base_model
+    from natfeed.params import BaseModelParams
 
     params = BaseModelParams(vocab_size=vocab, min_frequency=2, hidden_size=hidden, head_dim=64, num_layers=layers,
                              intermediate_size=int(hidden * 2.75) // 64 * 64, max_position_embeddings=8192,
@@ -83,7 +83,7 @@ def build_random_model(out: Path, conversations: list[Any], layers: int, hidden:
 
 
 def extract_params(args: argparse.Namespace, backend: str, mode: str) -> Any:
-    from natfeed.config import parse_params
+    from natfeed.params import parse_params
 
     cfg: dict[str, Any] = {
         "backend": backend, "mode": mode, "detect_language": False,
@@ -107,7 +107,7 @@ def extract_params(args: argparse.Namespace, backend: str, mode: str) -> Any:
 
 def run_one(label: str, ext: Any, conversations: list[Any]) -> dict[str, Any]:
     """Time ``ext.extract`` over ``conversations`` (start-up excluded: warmed on a short conversation)."""
-    from natfeed.conversation import Conversation
+    from natfeed.core.conversation import Conversation
 
     warmup = Conversation("warm-up", [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
                                       {"role": "user", "content": "Thanks."}])
@@ -198,7 +198,7 @@ def main() -> None:
     log.info("%d conversations from %s; model %s; device %s; backends %s", len(conversations), source,
              args.model, args.device, backends)
 
-    from natfeed.extract.base import make_extractor
+    from natfeed.extract.backends import make_extractor
 
     rows, engine = [], None
     for item in backends:

@@ -18,9 +18,9 @@ import json
 import time
 from pathlib import Path
 
-from natfeed.categories import CATEGORIES, NONE
-from natfeed.extract.heuristic import HeuristicClassifier, HeuristicParams
-from natfeed.quality import LABELS, extraction_quality
+from natfeed.core.categories import CATEGORIES, NONE
+from natfeed.data.extract_quality import LABELS, extraction_quality
+from natfeed.extract.heuristic.classifier import HeuristicClassifier, HeuristicParams
 
 CORPORA = ("wildchat_sample.jsonl", "oasst_sample.jsonl")
 SHORT = {
@@ -113,7 +113,7 @@ def main() -> None:
     inputs = {cid: turn_inputs(conv) for cid, conv in convs.items()}
     keys = [k for k in gold if k[0] in inputs and k[1] in inputs[k[0]]]
     if clf.params.use_embeddings:  # load the model before timing
-        from natfeed.extract.semantic import load_model
+        from natfeed.extract.heuristic.semantic import load_model
 
         load_model()
     t0 = time.perf_counter()

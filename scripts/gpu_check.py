@@ -1,4 +1,4 @@
-"""GPU smoke check of the train stage: SFT then KTO with natfeed.train on CUDA in bf16.
+"""GPU smoke check of the train stage: SFT then KTO with natfeed.model.train on CUDA in bf16.
 
     python scripts/gpu_check.py [--steps 20] [--big-layers 16] [--out /tmp/gpu_check] [--only tiny,big,big-lora]
     accelerate launch --config_file configs/accelerate/fsdp.yaml --num_processes N scripts/gpu_check.py --only big
@@ -28,9 +28,9 @@ sys.path.insert(0, str(REPO / "src"))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from natfeed.base_model import DEMO_CONVERSATIONS, TINY, build_base_model, tiny_model  # noqa: E402
-from natfeed.config import TrainParams  # noqa: E402
-from natfeed.train import ADAPTER_CONFIG, load_model, train  # noqa: E402
+from natfeed.model.base_model import DEMO_CONVERSATIONS, TINY, build_base_model, tiny_model  # noqa: E402
+from natfeed.model.train import ADAPTER_CONFIG, load_model, train  # noqa: E402
+from natfeed.params import TrainParams  # noqa: E402
 
 SENTENCES = [m["content"] for conv in DEMO_CONVERSATIONS for m in conv]
 
@@ -107,8 +107,8 @@ def _main_process() -> bool:
 
 def evaluate_row(data: Path, base: Path, run_dir: Path) -> pd.DataFrame:
     """natfeed's evaluate (device auto: CUDA, bf16) on the synthetic KTO set: base vs SFT vs policy."""
-    from natfeed.config import EvaluateParams
-    from natfeed.evaluate import run_evaluate
+    from natfeed.evaluate.evaluate import run_evaluate
+    from natfeed.params import EvaluateParams
 
     test = pd.read_parquet(data / "kto_train.parquet").head(32)
     start = time.perf_counter()

@@ -74,9 +74,9 @@ def merged(params: Mapping[str, Any], preset: Mapping[str, Any]) -> dict[str, An
 
 
 def check(data: Mapping[str, Any]) -> None:
-    """Validate merged params like the stages do (raises natfeed.config.ParamsError)."""
-    from natfeed.config import parse_params
-    from natfeed.train import trainer_config
+    """Validate merged params like the stages do (raises natfeed.params.ParamsError)."""
+    from natfeed.model.train import trainer_config
+    from natfeed.params import parse_params
 
     params = parse_params(dict(data))
     trainer_config("sft", params.train, "models/sft")

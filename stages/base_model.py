@@ -5,11 +5,11 @@ reports/base_model.json."""
 
 from pathlib import Path
 
-from natfeed.base_model import build_base_model, heldout_ids, load_conversations
-from natfeed.config import load_params
-from natfeed.io import write_json
-from natfeed.logs import setup_logging
-from natfeed.tracking import stage_run
+from natfeed.core.io import write_json
+from natfeed.core.logs import setup_logging
+from natfeed.core.tracking import stage_run
+from natfeed.model.base_model import build_base_model, heldout_ids, load_conversations
+from natfeed.params import load_params
 
 
 def main() -> None:

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from natfeed.config import load_params
-from natfeed.io import write_json
-from natfeed.kto_dataset import build_kto
-from natfeed.logs import setup_logging
-from natfeed.tracking import stage_run
+from natfeed.core.io import write_json
+from natfeed.core.logs import setup_logging
+from natfeed.core.tracking import stage_run
+from natfeed.data.build_kto import build_kto
+from natfeed.params import load_params
 
 
 def main() -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from natfeed.config import load_params
-from natfeed.evaluate import run_evaluate, write_outputs
-from natfeed.logs import setup_logging
-from natfeed.tracking import stage_run
+from natfeed.core.logs import setup_logging
+from natfeed.core.tracking import stage_run
+from natfeed.evaluate.evaluate import run_evaluate, write_outputs
+from natfeed.params import load_params
 
 
 def main() -> None:

@@ -3,11 +3,11 @@ ${paths.natural_feedback_csv} and reports/extract.json."""
 
 from pathlib import Path
 
-from natfeed.config import load_params
+from natfeed.core.io import write_json
+from natfeed.core.logs import setup_logging
+from natfeed.core.tracking import stage_run
 from natfeed.extract.run import extract_file, write_paper_csv
-from natfeed.io import write_json
-from natfeed.logs import setup_logging
-from natfeed.tracking import stage_run
+from natfeed.params import load_params
 
 
 def main() -> None:

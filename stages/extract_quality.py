@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from natfeed.config import load_params
-from natfeed.gold import compare, load_gold
-from natfeed.io import write_json
-from natfeed.logs import setup_logging
-from natfeed.tracking import stage_run
+from natfeed.core.io import write_json
+from natfeed.core.logs import setup_logging
+from natfeed.core.tracking import stage_run
+from natfeed.data.extract_quality import compare, load_gold
+from natfeed.params import load_params
 
 
 def main() -> None:

@@ -3,11 +3,11 @@ and reports/ingest.json."""
 
 from pathlib import Path
 
-from natfeed.config import load_params
-from natfeed.ingest import run_ingest
-from natfeed.io import sibling, write_json
-from natfeed.logs import setup_logging
-from natfeed.tracking import stage_run
+from natfeed.core.io import write_json
+from natfeed.core.logs import setup_logging
+from natfeed.core.tracking import stage_run
+from natfeed.data.ingest import run_ingest
+from natfeed.params import load_params
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
         run.metrics(report)
         run.artifact(out)
         run.dataset(paths.conversations, context="output", name="conversations")
-        run.dataset(sibling(paths.conversations, "rejected.parquet"), context="rejected", name="rejected")
+        run.dataset(paths.conversations_rejected, context="rejected", name="rejected")
 
 
 if __name__ == "__main__":

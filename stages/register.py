@@ -6,12 +6,12 @@ a failure of the stage: it is recorded."""
 
 from pathlib import Path
 
-from natfeed.config import load_params
-from natfeed.io import write_json
-from natfeed.logs import setup_logging
-from natfeed.register import register_policy
-from natfeed.registry import RegistryError
-from natfeed.tracking import stage_run
+from natfeed.core.io import write_json
+from natfeed.core.logs import setup_logging
+from natfeed.core.tracking import stage_run
+from natfeed.params import load_params
+from natfeed.registry.promote import RegistryError
+from natfeed.registry.register import register_policy
 
 
 def main() -> None:

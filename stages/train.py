@@ -7,11 +7,11 @@ stage's MLflow run as sft/* and kto/*. Runs unchanged under
 import os
 from pathlib import Path
 
-from natfeed.config import load_params
-from natfeed.io import write_json
-from natfeed.logs import setup_logging
-from natfeed.tracking import stage_run
-from natfeed.train import train
+from natfeed.core.io import write_json
+from natfeed.core.logs import setup_logging
+from natfeed.core.tracking import stage_run
+from natfeed.model.train import train
+from natfeed.params import load_params
 
 
 def main() -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from natfeed.config import load_params
-from natfeed.expectations import load_baseline
-from natfeed.io import write_json
-from natfeed.logs import setup_logging
-from natfeed.tracking import stage_run
-from natfeed.validate import summary, validate_tables
+from natfeed.core.io import write_json
+from natfeed.core.logs import setup_logging
+from natfeed.core.tracking import stage_run
+from natfeed.data.expectations import load_baseline
+from natfeed.data.validate import summary, validate_tables
+from natfeed.params import load_params
 
 
 def main() -> int:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import typer
 
-from natfeed.config import Params, ParamsError, load_params, parse_params
-from natfeed.logs import setup_logging
+from natfeed.core.logs import setup_logging
+from natfeed.params import Params, ParamsError, load_params, parse_params
 
 app = typer.Typer(
     help="natfeed: extract naturally occurring feedback from chat logs and build SFT/KTO data.",
@@ -52,8 +52,8 @@ def ingest(
     params: Path = ParamsOpt,
 ) -> None:
     """Normalise, quarantine malformed rows, filter and de-duplicate conversations."""
-    from natfeed.ingest import run_ingest
-    from natfeed.io import InputError, sibling, write_json
+    from natfeed.core.io import InputError, sibling, write_json
+    from natfeed.data.ingest import run_ingest
 
     p = _params(params).ingest
     overrides = {k: v for k, v in {"min_user_turns": min_user_turns, "languages": language}.items() if v}
@@ -93,9 +93,9 @@ def extract(
     params: Path = ParamsOpt,
 ) -> None:
     """Find feedback turns (the five categories of the paper) in conversations."""
-    from natfeed.config import ExtractParams
+    from natfeed.core.io import InputError
     from natfeed.extract.run import extract_file, write_paper_csv
-    from natfeed.io import InputError
+    from natfeed.params import ExtractParams
 
     p = _params(params).extract
     if backend:
@@ -119,7 +119,7 @@ def extract(
         raise typer.Exit(2)
     try:
         if num_shards is not None:
-            from natfeed.extract.sharding import extract_partition
+            from natfeed.extract.run import extract_partition
 
             result = extract_partition(input, output, p, shard_index, num_shards)
         else:
@@ -145,8 +145,8 @@ def extract_merge(
     paper_csv: Path = typer.Option(None, "--paper-csv", help="Also write the paper's CSV format."),
 ) -> None:
     """Merge the parts of a sharded extraction (disjoint by conversation) into one feedback file."""
+    from natfeed.extract.partition import merge_outputs
     from natfeed.extract.run import write_paper_csv
-    from natfeed.extract.sharding import merge_outputs
 
     try:
         result = merge_outputs(parts, output)
@@ -173,9 +173,9 @@ def validate(
     """Check schema, balance and distribution; exit 1 naming every failed check."""
     import pandas as pd
 
-    from natfeed.expectations import load_baseline, profile, save_baseline
-    from natfeed.io import write_json
-    from natfeed.validate import summary, validate_tables
+    from natfeed.core.io import write_json
+    from natfeed.data.expectations import load_baseline, profile, save_baseline
+    from natfeed.data.validate import summary, validate_tables
 
     cfg = _params(params)
     conv = pd.read_parquet(conversations) if conversations else None
@@ -202,8 +202,8 @@ def build_kto(
     """Build KTO (prompt, completion, label) and SFT data, balanced and split by conversation."""
     import pandas as pd
 
-    from natfeed.io import write_json
-    from natfeed.kto_dataset import build_kto as build
+    from natfeed.core.io import write_json
+    from natfeed.data.build_kto import build_kto as build
 
     frames, result = build(pd.read_parquet(input), _params(params).build_kto)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -224,8 +224,8 @@ def quality(
     """Score extracted feedback against gold labels (turn-level detection and category F1)."""
     import pandas as pd
 
-    from natfeed.gold import compare, load_gold
-    from natfeed.io import write_json
+    from natfeed.core.io import write_json
+    from natfeed.data.extract_quality import compare, load_gold
 
     q = compare(pd.read_parquet(feedback), load_gold(gold))
     if report:
@@ -235,9 +235,9 @@ def quality(
                f"category P/R/F1 {m['precision']:.3f}/{m['recall']:.3f}/{m['f1']:.3f}")
 
 
-def _register_params(params: Path):  # -> natfeed.config.RegisterParams
+def _register_params(params: Path):  # -> natfeed.params.RegisterParams
     """params.yaml's register section, with MLflow pointed at its store (MLFLOW_TRACKING_URI wins)."""
-    from natfeed.tracking import configure
+    from natfeed.core.tracking import configure
 
     cfg = _params(params)
     configure(cfg.tracking)
@@ -248,9 +248,9 @@ def _v(version: str | None) -> str:
     return f"v{version}" if version else "unset"
 
 
-def _report_decision(name: str, decide) -> None:  # decide: () -> natfeed.registry.Decision
+def _report_decision(name: str, decide) -> None:  # decide: () -> natfeed.registry.promote.Decision
     """Run a promotion or rollback; print it; exit 1 when it is refused, 2 on bad input."""
-    from natfeed.registry import RegistryError
+    from natfeed.registry.promote import RegistryError
 
     try:
         decision = decide()
@@ -279,7 +279,7 @@ def promote(
     params: Path = ParamsOpt,
 ) -> None:
     """Point the champion alias of register.model_name at a version if register.gate passes."""
-    from natfeed import registry
+    from natfeed.registry import promote as registry
 
     reg = _register_params(params)
     _report_decision(reg.model_name, lambda: registry.promote(reg.model_name, version, reg.gate, force=force,
@@ -289,7 +289,7 @@ def promote(
 @app.command()
 def rollback(force: bool = ForceOpt, reason: str = ReasonOpt, params: Path = ParamsOpt) -> None:
     """Give the champion alias back to the version that held it before the current one."""
-    from natfeed import registry
+    from natfeed.registry import promote as registry
 
     reg = _register_params(params)
     _report_decision(reg.model_name, lambda: registry.rollback(reg.model_name, reg.gate, force=force,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from natfeed.config import ExtractParams
+from natfeed.data.extract_quality import compare, load_gold
 from natfeed.extract.run import extract_file
-from natfeed.gold import compare, load_gold
+from natfeed.params import ExtractParams
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = sorted((REPO / "data" / "labels").glob("dev_part*.csv"))

@@ -176,9 +176,9 @@ def test_corrupted_feedback_fails_validate(repo, tmp_path):
 
 
 def test_real_corpora_ingest_and_extract(corpora, tmp_path):
-    from natfeed.config import ExtractParams, IngestParams
+    from natfeed.data.ingest import run_ingest
     from natfeed.extract.run import extract_file
-    from natfeed.ingest import run_ingest
+    from natfeed.params import ExtractParams, IngestParams
 
     rep = run_ingest(corpora, tmp_path / "c.parquet", IngestParams())
     assert rep["rows_read"] == 649

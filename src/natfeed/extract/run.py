@@ -16,67 +16,22 @@ from typing import Any
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from natfeed.config import ExtractParams
-from natfeed.conversation import CONVERSATION_SCHEMA, Conversation, judged_turns
-from natfeed.extract.base import FEEDBACK_SCHEMA, Extractor, feedback_row, make_extractor
-from natfeed.extract.llm import STAT_KEYS as LLM_STAT_KEYS
-from natfeed.io import ParquetSink, iter_records, resolve_inputs, sibling, write_json
-from natfeed.language import UNKNOWN, detect_languages
+from natfeed.core.conversation import Conversation, judged_turns
+from natfeed.core.io import ParquetSink, sibling, write_json
+from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
+from natfeed.extract.backends import make_extractor
+from natfeed.extract.base import Extractor, feedback_row
+from natfeed.extract.checkpoint import ShardStore, run_key
+from natfeed.extract.inputs import iter_conversation_batches, tagged_batches, with_languages
+from natfeed.extract.llm.base import STAT_KEYS as LLM_STAT_KEYS
+from natfeed.extract.partition import partition_path, write_partition
+from natfeed.params import ExtractParams
 
 log = logging.getLogger(__name__)
 
 PAPER_COLUMNS = ("conversation_id", "feedback_turn", "category", "label")
 PER_TURN_BACKENDS = {"heuristic"}
 """Backends whose work is plain Python per turn, so they scale with worker processes."""
-
-
-def _is_normalised(path: str | Path) -> bool:
-    files = resolve_inputs(path)
-    if not all(f.name.endswith(".parquet") for f in files):
-        return False
-    return set(CONVERSATION_SCHEMA.names) <= set(pq.read_schema(files[0]).names)
-
-
-def _with_languages(batch: list[Conversation]) -> list[Conversation]:
-    todo = [i for i, c in enumerate(batch) if c.language == UNKNOWN and not c.extra.get("language_given")]
-    texts = ["\n".join(m["content"][:300] for m in batch[i].messages if m["role"] == "user") for i in todo]
-    for i, lang in zip(todo, detect_languages(texts), strict=True):
-        batch[i] = Conversation(**{**batch[i].__dict__, "language": lang})
-    return batch
-
-
-def iter_conversation_batches(
-    path: str | Path, batch_size: int, rejected: ParquetSink | None = None, detect_language: bool = True
-) -> Iterator[list[Conversation]]:
-    """Batches of conversations from an ingested parquet, or from raw logs normalised on the fly
-    (malformed raw rows go to ``rejected`` with their reason)."""
-    for batch, raw in _batches(path, batch_size, rejected):
-        yield _with_languages(batch) if raw and detect_language else batch
-
-
-def _batches(path: str | Path, batch_size: int, rejected: ParquetSink | None
-             ) -> Iterator[tuple[list[Conversation], bool]]:
-    """(batch, whether it came from raw logs, whose languages may still need detecting)."""
-    if _is_normalised(path):
-        for f in resolve_inputs(path):
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size):
-                yield [Conversation.from_row(r) for r in batch.to_pylist()], False
-        return
-    from natfeed.ingest import Malformed, _rejected_row, normalise_record
-
-    buf: list[Conversation] = []
-    for rec in iter_records(path, batch_size):
-        try:
-            buf.append(normalise_record(rec))
-        except Malformed as err:
-            if rejected is not None:
-                rejected.add(_rejected_row(rec, err.reason, err.detail))
-            continue
-        if len(buf) >= batch_size:
-            yield buf, True
-            buf = []
-    if buf:
-        yield buf, True
 
 
 def _extract_rows(extractor: Extractor, batch: list[Conversation]) -> tuple[list[dict[str, Any]], int, int]:
@@ -139,7 +94,7 @@ def extract_file(
     per_category: Counter[str] = Counter()
     with (
         ParquetSink(output, FEEDBACK_SCHEMA, 5000) as sink,
-        ParquetSink(sibling(output, "rejected.parquet"), _rejected_schema(), 1000) as rejected,
+        ParquetSink(sibling(output, "rejected.parquet"), REJECTED_SCHEMA, 1000) as rejected,
     ):
         bar = tqdm(desc=f"extract ({identity})", unit=" conv", disable=None)
         batches = iter_conversation_batches(input_path, params.batch_size, rejected, params.detect_language)
@@ -183,8 +138,6 @@ def _report(input_path: str | Path, output: str | Path, identity: str, conversat
 def _extract_sharded(input_path: str | Path, output: str | Path, params: ExtractParams, extractor: Extractor
                      ) -> dict[str, Any]:
     """The resumable path: each batch is a shard; finished shards (in the manifest) are skipped."""
-    from natfeed.extract.shards import ShardStore, run_key
-
     key, config = run_key(input_path, params, extractor.identity)
     store = ShardStore(params.shard_dir, key, config)
     done = store.done
@@ -192,15 +145,15 @@ def _extract_sharded(input_path: str | Path, output: str | Path, params: Extract
         log.info("extract: resuming %s: %d shards already done in %s", extractor.identity, len(done), store.dir)
     start = time.perf_counter()
     done_now = 0
-    with ParquetSink(sibling(output, "rejected.parquet"), _rejected_schema(), 1000) as rejected:
+    with ParquetSink(sibling(output, "rejected.parquet"), REJECTED_SCHEMA, 1000) as rejected:
         bar = tqdm(desc=f"extract ({extractor.identity})", unit=" conv", disable=None)
-        for index, (batch, raw) in enumerate(_batches(input_path, params.batch_size, rejected)):
+        for index, (batch, raw) in enumerate(tagged_batches(input_path, params.batch_size, rejected)):
             if index in done:
                 _check_shard(done[index], batch, store.shard_path(index))
                 bar.update(len(batch))
                 continue
             if raw and params.detect_language:
-                batch = _with_languages(batch)
+                batch = with_languages(batch)
             shard_start = time.perf_counter()
             rows, n_conv, n_turns = _extract_rows(extractor, batch)
             counters, failures = extractor.take_stats()  # type: ignore[attr-defined]
@@ -259,12 +212,6 @@ def _assemble(store: Any, output: str | Path, params: ExtractParams) -> dict[str
             "shard_seconds": shard_seconds}
 
 
-def _rejected_schema():  # imported lazily: ingest pulls language detection
-    from natfeed.ingest import REJECTED_SCHEMA
-
-    return REJECTED_SCHEMA
-
-
 def write_paper_csv(feedback_path: str | Path, csv_path: str | Path) -> int:
     """Write the paper's released format: conversation_id, feedback_turn, category (UR code), label."""
     table = pq.read_table(feedback_path, columns=["conversation_id", "feedback_turn", "code", "label"])
@@ -275,3 +222,15 @@ def write_paper_csv(feedback_path: str | Path, csv_path: str | Path) -> int:
         for row in table.to_pylist():
             writer.writerow([row["conversation_id"], row["feedback_turn"], row["code"], row["label"]])
     return table.num_rows
+
+
+def extract_partition(input_path: str | Path, output: str | Path, params: ExtractParams, index: int,
+                      num_shards: int) -> dict[str, Any]:
+    """Extract shard ``index`` of ``num_shards`` of ``input_path`` into ``output`` (one job of many)."""
+    part = partition_path(params, input_path, index, num_shards)
+    counts = write_partition(input_path, part, index, num_shards, params)
+    report = extract_file(part, output, params)
+    report.update({"input": str(input_path), "partition": str(part), "shard_index": index,
+                   "num_shards": num_shards, **counts})
+    write_json(sibling(output, "report.json"), report)
+    return report

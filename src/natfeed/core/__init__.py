@@ -1,0 +1,1 @@
+"""Shared building blocks: conversations and categories, table schemas, I/O, language, logging, MLflow."""

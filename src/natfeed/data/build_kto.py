@@ -1,0 +1,120 @@
+"""build_kto: KTO and SFT datasets from feedback rows.
+
+KTO rows are ``{prompt: [messages], completion: [assistant message], label: bool}`` (TRL's
+conversational unpaired-preference format); SFT rows are ``{prompt, completion}`` from the positive
+examples. Desirable = positive_feedback replies; undesirable = replies that got one of the params'
+negative categories. The larger side is downsampled (stratified by category, seeded) so that
+``desirable_weight * n_d / (undesirable_weight * n_u)`` lies in [ratio_min, ratio_max]; the split is
+by conversation, never one conversation on both sides.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from typing import Any
+
+import pandas as pd
+
+from natfeed.params import BuildKtoParams
+
+
+def _messages(value: Any) -> list[dict[str, str]]:
+    return [{"role": str(m["role"]), "content": str(m["content"])} for m in value]
+
+
+def _candidates(feedback: pd.DataFrame, p: BuildKtoParams) -> pd.Series:
+    return feedback["category"].isin(["positive_feedback", *p.undesirable_categories])
+
+
+def _flagged(feedback: pd.DataFrame, p: BuildKtoParams) -> pd.Series:
+    if not p.exclude_flagged or "flagged" not in feedback:
+        return pd.Series(False, index=feedback.index)
+    return feedback["flagged"].astype(bool)
+
+
+def select_rows(feedback: pd.DataFrame, p: BuildKtoParams) -> pd.DataFrame:
+    """Rows usable for KTO: positive or a listed negative category; flagged conversations out."""
+    return feedback[_candidates(feedback, p) & ~_flagged(feedback, p)].reset_index(drop=True)
+
+
+def _stratified_sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """``n`` rows of ``df``, each category keeping its share (largest remainders), seeded."""
+    if n >= len(df):
+        return df
+    counts = df["category"].value_counts()
+    exact = counts * n / len(df)
+    quota = exact.apply(math.floor)
+    for cat in (exact - quota).sort_values(ascending=False).index[: n - int(quota.sum())]:
+        quota[cat] += 1
+    parts = [df[df["category"] == c].sample(n=int(k), random_state=seed) for c, k in quota.items() if k]
+    return pd.concat(parts).sort_index()
+
+
+def downsample(rows: pd.DataFrame, p: BuildKtoParams) -> pd.DataFrame:
+    """Bring the desirable:undesirable ratio into [ratio_min, ratio_max]."""
+    des, und = rows[rows["label"] == 1], rows[rows["label"] == -1]
+    if des.empty or und.empty:
+        return rows
+    wd, wu = p.desirable_weight, p.undesirable_weight
+    ratio = wd * len(des) / (wu * len(und))
+    if ratio < p.ratio_min:
+        und = _stratified_sample(und, max(1, math.floor(wd * len(des) / (wu * p.ratio_min))), p.seed)
+    elif ratio > p.ratio_max:
+        des = _stratified_sample(des, max(1, math.floor(p.ratio_max * wu * len(und) / wd)), p.seed)
+    return pd.concat([des, und]).sort_index()
+
+
+def split_conversations(ids: pd.Series, test_size: float, seed: int) -> set[str]:
+    """The conversation ids of the test split (seeded, at least one when there are two or more)."""
+    unique = sorted(set(ids))
+    random.Random(seed).shuffle(unique)
+    n_test = min(len(unique) - 1, max(1, round(len(unique) * test_size))) if len(unique) > 1 else 0
+    return set(unique[:n_test])
+
+
+def to_kto(rows: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "prompt": [_messages(p) for p in rows["prompt"]],
+        "completion": [[{"role": "assistant", "content": str(r)}] for r in rows["response"]],
+        "label": (rows["label"] == 1).tolist(),
+        "category": rows["category"].tolist(),
+        "conversation_id": rows["conversation_id"].tolist(),
+        "feedback_turn": rows["feedback_turn"].tolist(),
+    })
+
+
+def to_sft(rows: pd.DataFrame) -> pd.DataFrame:
+    pos = rows[rows["label"] == 1]
+    return pd.DataFrame({
+        "prompt": [_messages(p) for p in pos["prompt"]],
+        "completion": [[{"role": "assistant", "content": str(r)}] for r in pos["response"]],
+        "conversation_id": pos["conversation_id"].tolist(),
+    })
+
+
+def build_kto(feedback: pd.DataFrame, p: BuildKtoParams) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Build ``kto_train``, ``kto_test``, ``sft_train``, ``sft_test`` frames and a report."""
+    selected = select_rows(feedback, p)
+    balanced = downsample(selected, p)
+    test_ids = split_conversations(balanced["conversation_id"], p.test_size, p.seed)
+    is_test = balanced["conversation_id"].isin(test_ids)
+    frames = {
+        "kto_train": to_kto(balanced[~is_test]), "kto_test": to_kto(balanced[is_test]),
+        "sft_train": to_sft(balanced[~is_test]), "sft_test": to_sft(balanced[is_test]),
+    }
+    n_d, n_u = int((balanced["label"] == 1).sum()), int((balanced["label"] == -1).sum())
+    per_cat: dict[str, int] = defaultdict(int)
+    for c in balanced["category"]:
+        per_cat[c] += 1
+    report = {
+        "feedback_rows": int(len(feedback)), "selected_rows": int(len(selected)),
+        "flagged_excluded": int((_candidates(feedback, p) & _flagged(feedback, p)).sum()),
+        "desirable": n_d, "undesirable": n_u,
+        "weighted_ratio": round(p.desirable_weight * n_d / (p.undesirable_weight * n_u), 4) if n_u else None,
+        "rows_per_category": dict(sorted(per_cat.items())),
+        **{f"{k}_rows": int(len(v)) for k, v in frames.items()},
+        "test_conversations": len(test_ids),
+    }
+    return frames, report

@@ -1,0 +1,154 @@
+"""Stage ``extract_quality``: gold labels per user turn, and turn-level quality metrics of an extractor.
+
+Gold labels are CSV files ``conversation_id,user_turn,category[,note]`` (:func:`load_gold`);
+:func:`compare` scores a feedback table against them.
+
+Both inputs map ``(conversation_id, user_turn)`` to a category name or ``"none"`` over the same set
+of judged turns. Micro scores count a predicted feedback turn as a true positive only when its
+category is right; detection scores only ask whether a turn is feedback at all.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Hashable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from natfeed.core.categories import CATEGORIES, NONE, feedback_turn_to_user_turn
+
+LABELS: tuple[str, ...] = (*CATEGORIES, NONE)
+"""Row/column order of the confusion matrix."""
+
+Labels = Mapping[Hashable, str]
+
+
+def _check(gold: Labels, pred: Labels) -> None:
+    if set(gold) != set(pred):
+        missing, extra = len(set(gold) - set(pred)), len(set(pred) - set(gold))
+        raise ValueError(
+            f"gold and pred must cover the same turns ({missing} turns lack a prediction, {extra} are not in gold)"
+        )
+    unknown = {v for v in (*gold.values(), *pred.values()) if v not in LABELS}
+    if unknown:
+        raise ValueError(f"unknown labels {sorted(unknown)}; expected one of {LABELS}")
+
+
+def prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
+    """Precision, recall and F1 from counts; a ratio with a zero denominator is 0.0."""
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def confusion(gold: Labels, pred: Labels) -> dict[str, dict[str, int]]:
+    """Nested counts ``matrix[actual][predicted]`` over LABELS (all cells present)."""
+    matrix = {a: {b: 0 for b in LABELS} for a in LABELS}
+    for key, actual in gold.items():
+        matrix[actual][pred[key]] += 1
+    return matrix
+
+
+def confusion_rows(matrix: Mapping[str, Mapping[str, int]]) -> list[dict[str, Any]]:
+    """The confusion matrix as DVC plot rows ``{actual, predicted, count}`` (non-zero cells)."""
+    return [
+        {"actual": a, "predicted": b, "count": matrix[a][b]} for a in LABELS for b in LABELS if matrix[a][b]
+    ]
+
+
+def per_category(gold: Labels, pred: Labels) -> dict[str, dict[str, float]]:
+    """Precision/recall/F1/support of each feedback category."""
+    out = {}
+    for cat in CATEGORIES:
+        tp = sum(1 for k, g in gold.items() if g == cat and pred[k] == cat)
+        n_pred = sum(1 for v in pred.values() if v == cat)
+        n_gold = sum(1 for v in gold.values() if v == cat)
+        out[cat] = {**prf(tp, n_pred, n_gold), "support": n_gold}
+    return out
+
+
+def micro(gold: Labels, pred: Labels) -> dict[str, float]:
+    """Micro P/R/F1 over feedback turns: a hit needs the right category."""
+    tp = sum(1 for k, g in gold.items() if g != NONE and pred[k] == g)
+    n_pred = sum(1 for v in pred.values() if v != NONE)
+    n_gold = sum(1 for v in gold.values() if v != NONE)
+    return prf(tp, n_pred, n_gold)
+
+
+def detection(gold: Labels, pred: Labels) -> dict[str, float]:
+    """Feedback-vs-none P/R/F1: any predicted category counts for a gold feedback turn."""
+    tp = sum(1 for k, g in gold.items() if g != NONE and pred[k] != NONE)
+    n_pred = sum(1 for v in pred.values() if v != NONE)
+    n_gold = sum(1 for v in gold.values() if v != NONE)
+    return prf(tp, n_pred, n_gold)
+
+
+def extraction_quality(gold: Labels, pred: Labels) -> dict[str, Any]:
+    """All turn-level metrics in one JSON-serialisable dict.
+
+    Keys: ``n_turns``, ``n_gold_feedback``, ``n_pred_feedback``, ``detection``, ``micro``,
+    ``per_category``, ``macro_f1`` (mean F1 over categories with gold support), ``confusion``
+    (nested dict) and ``confusion_rows`` (DVC format). Raises ValueError when the two mappings
+    cover different turns or use unknown labels.
+    """
+    _check(gold, pred)
+    cats = per_category(gold, pred)
+    supported = [c["f1"] for c in cats.values() if c["support"]]
+    matrix = confusion(gold, pred)
+    return {
+        "n_turns": len(gold),
+        "n_gold_feedback": sum(1 for v in gold.values() if v != NONE),
+        "n_pred_feedback": sum(1 for v in pred.values() if v != NONE),
+        "detection": detection(gold, pred),
+        "micro": micro(gold, pred),
+        "per_category": cats,
+        "macro_f1": sum(supported) / len(supported) if supported else 0.0,
+        "confusion": matrix,
+        "confusion_rows": confusion_rows(matrix),
+    }
+
+
+# -- gold labels --------------------------------------------------------------------------------
+Key = tuple[str, int]
+
+
+class GoldError(ValueError):
+    """A gold label file is malformed."""
+
+
+def load_gold(paths: str | Path | Iterable[str | Path]) -> dict[Key, str]:
+    """Read ``conversation_id,user_turn,category[,note]`` CSV(s) into {(id, user_turn): category}."""
+    files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    gold: dict[Key, str] = {}
+    for f in files:
+        with open(f, newline="", encoding="utf-8") as fh:
+            for n, row in enumerate(csv.DictReader(fh), start=2):
+                cat = row.get("category", "").strip()
+                if cat not in (*CATEGORIES, NONE):
+                    raise GoldError(f"{f}:{n}: unknown category {cat!r}")
+                key = (row["conversation_id"], int(row["user_turn"]))
+                if key[1] < 2:
+                    raise GoldError(f"{f}:{n}: user_turn {key[1]} < 2 (turn 1 is never feedback)")
+                if key in gold:
+                    raise GoldError(f"{f}:{n}: duplicate label for {key}")
+                gold[key] = cat
+    return gold
+
+
+def predictions(feedback: pd.DataFrame, judged: Iterable[Key]) -> dict[Key, str]:
+    """Map each judged turn to the extracted category, or ``none`` where no row names it."""
+    found = {
+        (cid, feedback_turn_to_user_turn(int(ft))): cat
+        for cid, ft, cat in zip(feedback["conversation_id"], feedback["feedback_turn"], feedback["category"],
+                                strict=True)
+    }
+    return {key: found.get(key, NONE) for key in judged}
+
+
+def compare(feedback: pd.DataFrame, gold: dict[Key, str]) -> dict[str, Any]:
+    """Quality of ``feedback`` on the gold turns (only conversations present in ``feedback``'s
+    source count: pass the gold of the conversations that were extracted)."""
+    return extraction_quality(gold, predictions(feedback, gold))

@@ -1,0 +1,1 @@
+"""Stage evaluate: likelihood metrics, reward-model and LLM judges, the side-by-side sheet."""

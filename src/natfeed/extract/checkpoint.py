@@ -1,0 +1,110 @@
+"""Resumable extraction: one shard per input batch, and a manifest of the finished ones.
+
+Layout: ``<shard_dir>/<key>/shard-00042.parquet`` (feedback rows), ``shard-00042.failures.jsonl`` (raw
+answers that did not parse) and ``manifest.json`` (per finished shard: counters and the ids of its
+first and last conversation). ``key`` hashes the input files' content (md5), the backend, model, mode,
+prompt version and the params that change answers, so a rerun with the same inputs continues and a
+changed one starts afresh. A shard counts as done only once the manifest — replaced atomically (temp
+file + ``os.replace``) after the shard's own files — names it, so a kill at any moment leaves at most
+one shard to redo and never a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from natfeed.core.io import atomic_write, file_md5, resolve_inputs
+from natfeed.core.tables import FEEDBACK_SCHEMA
+from natfeed.extract.llm.prompts import PROMPT_VERSION
+
+if TYPE_CHECKING:
+    from natfeed.params import ExtractParams
+
+OPERATIONAL: dict[str, frozenset[str]] = {
+    "extract": frozenset({"workers", "detect_language", "heuristic", "shard_dir"}),
+    "openai": frozenset({"concurrency", "timeout_s", "max_retries", "backoff_s", "max_backoff_s", "api_key_env",
+                         "base_url"}),
+    "transformers": frozenset({"device"}),
+    "vllm": frozenset({"tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens",
+                       "enable_prefix_caching", "enforce_eager", "replicas", "devices", "executor", "ray_address",
+                       "ray_batch_size", "ray_accelerator_type"}),
+}
+"""Per params section, the keys that change how fast or where work runs, not the answers: left out of the run
+key, so that a run resumed with more GPUs, replicas, a bigger batch or another server continues its shards.
+``extract.batch_size`` stays in: it sets the shard boundaries."""
+
+
+BACKEND_SECTION = {"paper_loop": "transformers"}
+"""Backends whose params live in another backend's section."""
+
+
+def _semantic(section: dict[str, Any], operational: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in sorted(section.items()) if k not in operational}
+
+
+def run_key(input_path: str | Path, params: ExtractParams, identity: str) -> tuple[str, dict[str, Any]]:
+    """The shard folder name of this input + configuration, and what it was computed from."""
+    inputs = [{"name": f.name, "size": f.stat().st_size, "md5": file_md5(f)} for f in resolve_inputs(input_path)]
+    dump = params.model_dump()
+    name = BACKEND_SECTION.get(params.backend, params.backend)
+    section = dump.get(name)
+    config = {
+        "inputs": inputs,
+        "identity": identity,
+        "prompt_version": PROMPT_VERSION,
+        "params": _semantic({k: v for k, v in dump.items() if k not in ("openai", "transformers", "vllm")},
+                            OPERATIONAL["extract"]),
+        "backend_params": _semantic(section, OPERATIONAL.get(name, frozenset())) if isinstance(section, dict)
+        else {},
+    }
+    blob = json.dumps(config, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16], config
+
+
+class ShardStore:
+    """The shards and manifest of one run key."""
+
+    def __init__(self, root: str | Path, key: str, config: dict[str, Any]) -> None:
+        self.dir = Path(root) / key
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.manifest_path = self.dir / "manifest.json"
+        if self.manifest_path.exists():
+            self.manifest = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        else:
+            self.manifest = {"key": key, "config": config, "shards": {}}
+
+    @property
+    def done(self) -> dict[int, dict[str, Any]]:
+        return {int(k): v for k, v in self.manifest["shards"].items()}
+
+    def shard_path(self, index: int, suffix: str = "parquet") -> Path:
+        return self.dir / f"shard-{index:05d}.{suffix}"
+
+    def write(self, index: int, rows: list[dict[str, Any]], failures: list[dict[str, Any]],
+              info: dict[str, Any]) -> None:
+        """Store one finished shard, then record it in the manifest (the commit point)."""
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(rows, schema=FEEDBACK_SCHEMA), sink)
+        atomic_write(self.shard_path(index), sink.getvalue().to_pybytes())
+        text = "".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures)
+        atomic_write(self.shard_path(index, "failures.jsonl"), text.encode("utf-8"))
+        self.manifest["shards"][str(index)] = info
+        blob = json.dumps(self.manifest, indent=1, ensure_ascii=False, sort_keys=True).encode("utf-8")
+        atomic_write(self.manifest_path, blob)
+
+    def tables(self) -> Iterator[pa.Table]:
+        """The finished shards' rows, in shard order."""
+        for index in sorted(self.done):
+            yield pq.read_table(self.shard_path(index), schema=FEEDBACK_SCHEMA)
+
+    def failures(self) -> Iterable[str]:
+        for index in sorted(self.done):
+            path = self.shard_path(index, "failures.jsonl")
+            yield from (line for line in path.read_text(encoding="utf-8").splitlines() if line)

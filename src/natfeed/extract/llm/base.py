@@ -1,0 +1,195 @@
+"""The core every LLM backend shares: conversations -> requests -> answers -> detections, with counters.
+
+A backend subclasses :class:`LLMExtractor` and implements ``generate(requests) -> list[Answer]`` (same
+order, one answer per request). Everything else — prompts (:mod:`natfeed.extract.llm.prompts`), parsing and
+span matching (:mod:`natfeed.extract.llm.parse`), the counters of the report and the raw answers that did
+not parse — lives here, so all backends produce the same rows::
+
+    class MyBackend(LLMExtractor):
+        backend = "mine"
+        def generate(self, requests: list[Request]) -> list[Answer]: ...
+
+    ext = MyBackend(params)                 # params: ExtractParams (mode, llm, ...)
+    detections = ext.extract(conversations)
+    counters, failures = ext.take_stats()   # counters since the last call; failures: [ParseFailure]
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from natfeed.core.categories import NONE
+from natfeed.core.conversation import Conversation, judged_turns
+from natfeed.extract.base import Detection
+from natfeed.extract.llm.parse import (
+    ParseError,
+    ParseFailure,
+    match_spans,
+    parse_paper_answer,
+    parse_turn_label,
+)
+from natfeed.extract.llm.prompts import PromptConfig, Request, build_requests
+
+if TYPE_CHECKING:
+    from natfeed.params import ExtractParams
+
+log = logging.getLogger(__name__)
+
+STAT_KEYS = ("requests", "prompt_tokens", "generated_tokens", "parse_failures", "unmatched_spans")
+"""The counters each LLM backend adds to the extract report."""
+
+
+@dataclass
+class Answer:
+    """A backend's answer to one request."""
+
+    text: str
+    logprob: float | None = None
+    """Log-probability of the answer (turn mode: of the label), when the backend gives it."""
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    error: str | None = None
+    """The request failed for good (e.g. HTTP 400): kept as a failure, the run goes on."""
+
+
+def prompt_config(params: ExtractParams, count_tokens: Callable[[str], int] | None = None) -> PromptConfig:
+    """The prompt settings of ``params.llm`` for ``params.mode``."""
+    llm = params.llm
+    new = llm.max_new_tokens if params.mode == "turn" else llm.paper_max_new_tokens
+    return PromptConfig(max_model_len=llm.max_model_len, max_new_tokens=new, context_turns=llm.context_turns,
+                        count_tokens=count_tokens, system_prompt=llm.system_prompt)
+
+
+def model_name(model: str) -> str:
+    """A short model name for the ``extractor`` column: the last part of a path or hub id."""
+    return Path(model.rstrip("/")).name or model
+
+
+class LLMExtractor:
+    """Base class of the LLM backends (see the module docstring)."""
+
+    backend = "llm"
+    resumable = True
+    """extract_file writes this backend's work to resumable shards."""
+
+    def __init__(self, params: ExtractParams) -> None:
+        if not params.llm.model:
+            raise ValueError(f"backend {self.backend} needs a model: set extract.llm.model or pass --model")
+        self.params = params
+        self.mode = params.mode
+        self.identity = f"{self.backend}-{self.mode}:{model_name(params.llm.model)}"
+        self.counters: Counter[str] = Counter({k: 0 for k in STAT_KEYS})
+        self.failures: list[ParseFailure] = []
+
+    # -- what a backend implements ------------------------------------------------------------
+    def count_tokens(self) -> Callable[[str], int] | None:
+        """A tokenizer-based counter for truncation; None = the character estimate."""
+        return None
+
+    def generate(self, requests: list[Request]) -> list[Answer]:
+        raise NotImplementedError
+
+    # -- shared --------------------------------------------------------------------------------
+    def requests(self, conversations: Sequence[Conversation]) -> list[Request]:
+        return build_requests(conversations, self.mode, prompt_config(self.params, self.count_tokens()))
+
+    def extract(self, conversations: Sequence[Conversation]) -> list[Detection]:
+        requests = self.requests(conversations)
+        answers = self.generate(requests) if requests else []
+        if len(answers) != len(requests):
+            raise RuntimeError(f"{self.backend}: {len(answers)} answers for {len(requests)} requests")
+        by_id = {c.conversation_id: c for c in conversations}
+        out: list[Detection] = []
+        for req, ans in zip(requests, answers, strict=True):
+            self.counters["requests"] += 1
+            self.counters["prompt_tokens"] += ans.prompt_tokens or req.prompt_tokens
+            self.counters["generated_tokens"] += ans.generated_tokens
+            if ans.error is not None:
+                self._fail(req, ans.text, ans.error)
+                continue
+            conv = by_id[req.conversation_id]
+            out.extend(self._turn(conv, req, ans) if req.mode == "turn" else self._paper(conv, req, ans))
+        return out
+
+    def take_stats(self) -> tuple[dict[str, int], list[ParseFailure]]:
+        """Counters and failures since the last call (then reset)."""
+        counters, failures = dict(self.counters), self.failures
+        self.counters = Counter({k: 0 for k in STAT_KEYS})
+        self.failures = []
+        return counters, failures
+
+    def _fail(self, req: Request, raw: str, reason: str) -> None:
+        self.counters["parse_failures"] += 1
+        self.failures.append(ParseFailure(req.conversation_id, req.user_turn, raw, reason, req.mode))
+
+    def _turn(self, conv: Conversation, req: Request, ans: Answer) -> list[Detection]:
+        try:
+            label = parse_turn_label(ans.text, req.choices or ())
+        except ParseError as err:
+            self._fail(req, ans.text, err.reason)
+            return []
+        if label == NONE:
+            return []
+        turn = next(t for t in judged_turns(conv) if t.user_turn == req.user_turn)
+        conf = math.exp(ans.logprob) if ans.logprob is not None else 1.0
+        cue = f"{self.backend} label" + (f" p={conf:.3f}" if ans.logprob is not None else "")
+        return [Detection(turn, label, conf, cue)]
+
+    def _paper(self, conv: Conversation, req: Request, ans: Answer) -> list[Detection]:
+        try:
+            items = parse_paper_answer(ans.text)
+        except ParseError as err:
+            self._fail(req, ans.text, err.reason)
+            return []
+        match = match_spans(conv, items)
+        self.counters["unmatched_spans"] += len(match.unmatched)
+        return [Detection(turn, cat, 1.0, f"{self.backend} span: {span[:120]}") for turn, cat, span in match.matched]
+
+
+class LocalTokenizerExtractor(LLMExtractor):
+    """LLM backends that tokenize here (transformers, vllm): the model's own tokenizer and chat template,
+    loaded lazily (a resumed run whose shards are all done never loads it); prompts become token ids cut
+    from the left so that the prompt plus the answer fit ``max_model_len``."""
+
+    def __init__(self, params: ExtractParams) -> None:
+        super().__init__(params)
+        self._tokenizer: Any = None
+
+    def tokenizer_path(self) -> str:
+        return self.params.llm.model
+
+    def prepare_tokenizer(self, tokenizer: Any) -> Any:
+        """Backend-specific settings (padding side, pad token)."""
+        return tokenizer
+
+    def answer_tokens(self, req: Request) -> int:
+        """The most tokens an answer to ``req`` may take."""
+        raise NotImplementedError
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            tok = AutoTokenizer.from_pretrained(self.tokenizer_path())
+            if not tok.chat_template:
+                raise ValueError(f"{self.params.llm.model} has no chat template: use an instruct/chat model")
+            self._tokenizer = self.prepare_tokenizer(tok)
+        return self._tokenizer
+
+    def count_tokens(self) -> Callable[[str], int]:
+        tok = self.tokenizer
+        return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+    def prompt_ids(self, req: Request) -> list[int]:
+        """Token ids of the chat-templated request; cut from the left if the estimate still overflowed."""
+        text = self.tokenizer.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        limit = self.params.llm.max_model_len - self.answer_tokens(req)
+        return ids[-limit:] if len(ids) > limit else ids

@@ -1,0 +1,109 @@
+"""Params of the data stages: ``ingest``, ``validate`` (balance + expectations) and ``build_kto``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from natfeed.core.categories import CATEGORIES
+from natfeed.params.base import Section
+
+Bounds = tuple[float, float]
+NegativeCategory = Literal["repeat_or_rephrase", "make_aware_with_correction", "make_aware_without_correction",
+                           "ask_for_clarification"]
+
+
+class IngestParams(Section):
+    """Reading, normalising and filtering conversations."""
+
+    batch_size: int = Field(2000, gt=0, description="Rows per streamed batch (memory stays flat)")
+    min_user_turns: int = Field(2, ge=1, description="Conversations with fewer user turns are filtered")
+    languages: list[str] = Field(default_factory=list, description="Keep only these (LMSYS names); [] = all")
+    max_chars: int = Field(200_000, gt=0, description="Conversations longer than this (all messages) are filtered")
+    detect_language: bool = Field(True, description="Detect the language offline (lingua) where it is missing")
+
+
+class ExpectationsParams(Section):
+    """Bounds of the distribution checks (``validate.expectations`` in params.yaml)."""
+
+    enabled: bool = Field(True, description="Run the great-expectations checks and build the Data Docs")
+    # size and completeness
+    min_conversations: int = Field(1, ge=0, description="Fewest ingested conversations accepted")
+    min_feedback_rows: int = Field(1, ge=0, description="Fewest feedback rows accepted (0 = allow none)")
+    max_null_rate: float = Field(0.01, ge=0, le=1, description="Largest share of null language/model, each table")
+    # language mix
+    min_languages: int = Field(2, ge=1, description="Fewest distinct languages among the conversations")
+    max_share_one_language: float = Field(
+        0.95, gt=0, le=1, description="Largest share of the most common language (1.0 if ingest keeps one language)")
+    max_unknown_language_share: float = Field(0.2, ge=0, le=1, description="Largest share of language 'unknown'")
+    # conversations and feedback
+    mean_user_turns: Bounds = Field((1.0, 20.0), description="[min, max] of the mean user turns per conversation")
+    feedback_rate: Bounds = Field((0.05, 2.0), description="[min, max] feedback rows per conversation")
+    category_share: dict[str, Bounds] = Field(
+        default_factory=dict, description="Optional {category: [min, max]} share of the feedback rows")
+    mean_confidence: Bounds | None = Field(None, description="Optional [min, max] mean extractor confidence")
+    # drift against the accepted baseline
+    drift_tolerance: float = Field(
+        0.15, ge=0, le=1, description="Largest absolute change of a share or of the feedback rate vs the baseline")
+    drift_mean_turns_tolerance: float = Field(
+        0.25, ge=0, description="Largest relative change of the mean user turns vs the baseline")
+    drift_min_language_share: float = Field(
+        0.02, ge=0, le=1, description="Only languages with at least this baseline share are drift-checked")
+
+    @field_validator("mean_user_turns", "feedback_rate", "mean_confidence")
+    @classmethod
+    def _ordered(cls, value: Bounds | None) -> Bounds | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"bounds {list(value)} are not [min, max]")
+        return value
+
+    @model_validator(mode="after")
+    def _known_categories(self) -> ExpectationsParams:
+        unknown = sorted(set(self.category_share) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"category_share: unknown categories {unknown}; choose from {list(CATEGORIES)}")
+        bad = {c: list(b) for c, b in self.category_share.items() if not 0 <= b[0] <= b[1] <= 1}
+        if bad:
+            raise ValueError(f"category_share: bounds must satisfy 0 <= min <= max <= 1, got {bad}")
+        return self
+
+
+class BalanceParams(Section):
+    """Balance checks on the feedback set (the CI gate)."""
+
+    min_rows: int = Field(50, ge=0, description="Fewest feedback rows accepted")
+    min_category_share: float = Field(0.02, ge=0, le=1, description="Each category's share must be at least")
+    max_category_share: float = Field(0.8, ge=0, le=1, description="No category may exceed this share")
+    min_pos_neg_ratio: float = Field(0.05, ge=0, description="positive:negative rows at least")
+    max_pos_neg_ratio: float = Field(5.0, gt=0, description="positive:negative rows at most")
+
+
+class ValidateParams(Section):
+    """The CI gate: pandera row rules and balance, great-expectations distribution and drift."""
+
+    balance: BalanceParams = Field(default_factory=BalanceParams)
+    expectations: ExpectationsParams = Field(default_factory=ExpectationsParams)
+
+
+class BuildKtoParams(Section):
+    """KTO/SFT dataset construction."""
+
+    undesirable_categories: list[NegativeCategory] = Field(
+        default_factory=lambda: ["make_aware_with_correction", "make_aware_without_correction"],
+        description="Categories whose replies are undesirable (paper: both make_aware categories)",
+    )
+    exclude_flagged: bool = Field(True, description="Drop conversations flagged by openai_moderation")
+    desirable_weight: float = Field(1.0, gt=0, description="KTO desirable_weight used in the ratio")
+    undesirable_weight: float = Field(1.0, gt=0, description="KTO undesirable_weight used in the ratio")
+    ratio_min: float = Field(1.0, gt=0, description="Lower bound of wd*n_d/(wu*n_u) (KTO guidance: 1)")
+    ratio_max: float = Field(4 / 3, gt=0, description="Upper bound of wd*n_d/(wu*n_u) (KTO guidance: 4/3)")
+    test_size: float = Field(0.2, gt=0, lt=1, description="Share of conversations in the test split")
+    seed: int = Field(42, description="Seed for downsampling and the split")
+
+
+    @model_validator(mode="after")
+    def _ratio_order(self) -> BuildKtoParams:
+        if self.ratio_min > self.ratio_max:
+            raise ValueError(f"ratio_min {self.ratio_min} > ratio_max {self.ratio_max}")
+        return self

@@ -1,0 +1,114 @@
+"""``extract``: the extractor backend and the settings of each backend (heuristic, openai, transformers, vllm)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from natfeed.params.base import Section
+from natfeed.params.heuristic import HeuristicParams
+
+Backend = Literal["heuristic", "openai", "transformers", "paper_loop", "vllm"]
+"""The extractor backends; natfeed.extract.base registers a factory for each (a test checks they agree)."""
+TorchDtype = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+class LLMParams(Section):
+    """The model and prompts shared by the LLM extract backends (openai, transformers, vllm)."""
+
+    model: str = Field("", description="Hub id or local path (transformers, vllm), or the served model name "
+                       "(openai); required for the LLM backends")
+    max_model_len: int = Field(4096, gt=64, description="Context length: prompts are truncated to "
+                               "max_model_len - max_new_tokens, always keeping the judged turn")
+    max_new_tokens: int = Field(16, gt=0, description="Answer tokens in turn mode (one label)")
+    paper_max_new_tokens: int = Field(512, gt=0, description="Answer tokens in paper mode (a JSON list)")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy")
+    context_turns: int = Field(2, ge=1, description="Turn mode: user->assistant exchanges shown before the "
+                               "judged turn (1 = only the request the previous reply answered)")
+    system_prompt: bool = Field(False, description="Guidelines as a system message (Mixtral's template rejects "
+                                "one: keep false for it)")
+    ignore_eos: bool = Field(False, description="Always generate max_new_tokens (benchmarks with random weights)")
+    seed: int = Field(0, description="Sampling seed")
+
+
+class OpenAIParams(Section):
+    """Backend openai: any OpenAI-compatible /v1/chat/completions server (vllm serve, TGI, a hosted API)."""
+
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="API root; requests go to "
+                          "{base_url}/chat/completions")
+    api_key_env: str | None = Field("OPENAI_API_KEY", description="NAME of the environment variable holding the "
+                                    "key (never logged or stored); null or unset variable = no key")
+    concurrency: int = Field(16, gt=0, description="Requests in flight at once")
+    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout")
+    max_retries: int = Field(5, ge=0, description="Retries on timeouts, connection errors, 429 and 5xx")
+    backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each retry (Retry-After wins)")
+    max_backoff_s: float = Field(60.0, ge=0, description="Longest retry delay")
+    structured: Literal["vllm", "json_schema", "none"] = Field("vllm", description="Constrained answers: vllm (extra_body structured_outputs: "
+                            "choice / json), json_schema (OpenAI response_format), none")
+    logprobs: bool = Field(True, description="Ask for token log-probs (turn-mode confidence)")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="Extra fields merged into each request")
+
+
+
+class TransformersParams(Section):
+    """Backends transformers (batched generate / label scoring) and paper_loop (the paper's original loop)."""
+
+    batch_size: int = Field(8, gt=0, description="Requests per forward/generate call")
+    device: str = Field("auto", description="auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...")
+    dtype: TorchDtype = Field("auto", description="auto (float32 on CPU, bfloat16 on GPU), float32, bfloat16, float16")
+    paper_loop_temperature: float = Field(1.0, gt=0, description="paper_loop samples (do_sample=True) as the "
+                                          "paper did, at this temperature")
+    paper_loop_top_p: float = Field(1.0, gt=0, le=1, description="paper_loop nucleus sampling")
+
+
+
+class VLLMParams(Section):
+    """Backend vllm: in-process vllm.LLM offline batches (the model and prompts come from extract.llm)."""
+
+    quantization: str | None = Field(None, description="null (the checkpoint's own), fp8 (on-the-fly FP8 "
+                                     "weights, Hopper/Ada), awq, gptq, ... (vLLM's quantization)")
+    dtype: str = Field("auto", description="Weights/activations dtype: auto, bfloat16, float16, float32")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per engine (one model split across them)")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="Fraction of GPU memory an engine "
+                                          "takes (weights + KV cache); on CPU, of RAM")
+    max_num_seqs: int = Field(256, ge=1, description="Batch size: sequences an engine runs at once")
+    max_num_batched_tokens: int | None = Field(None, ge=1, description="Tokens per engine step; null = vLLM's")
+    enable_prefix_caching: bool = Field(True, description="Reuse the shared guideline prefix's KV cache")
+    enforce_eager: bool = Field(False, description="Skip torch.compile / CUDA graphs (faster start, slower "
+                                "steps; for tests)")
+    paper_structured: Literal["json", "regex", "none"] = Field("json", description="Paper-mode answers: json (JSON schema, no free "
+                                  "whitespace), regex (the same shape as a regex), none (free text)")
+    replicas: int = Field(1, ge=1, description="Engines (data parallel), each on its own device group; "
+                          "requests go to replica hash(conversation_id) % replicas")
+    devices: list[str] = Field(default_factory=list, description="CUDA_VISIBLE_DEVICES per replica, e.g. "
+                               "['0,1', '2,3']; [] = consecutive groups of tensor_parallel_size")
+    executor: Literal["local", "ray"] = Field("local", description="local (engines in this machine's processes) or ray (Ray "
+                          "Data ray.data.llm, across a cluster)")
+    ray_address: str | None = Field(None, description="executor ray: cluster address; null = local/auto")
+    ray_batch_size: int = Field(64, ge=1, description="executor ray: rows per Ray Data batch")
+    ray_accelerator_type: str | None = Field(None, description="executor ray: e.g. H100; null = any")
+    tokenizer: str | None = Field(None, description="Tokenizer path/id if not the model's")
+    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra vllm.LLM(...) arguments")
+
+
+
+
+class ExtractParams(Section):
+    """Feedback extraction."""
+
+    backend: Backend = Field("heuristic", description="Extractor backend: heuristic (CPU default), openai, "
+                             "transformers, paper_loop or vllm")
+    batch_size: int = Field(500, gt=0, description="Conversations per batch handed to the extractor")
+    workers: int = Field(0, ge=0, description="Processes for per-turn backends (heuristic): 0 = one per CPU "
+                         "core, 1 = in-process")
+    detect_language: bool = Field(True, description="When extracting raw logs, detect missing languages (lingua)")
+    heuristic: HeuristicParams = Field(default_factory=HeuristicParams)
+    mode: Literal["turn", "paper"] = Field("turn", description="LLM backends: turn (one constrained label per user turn) or paper "
+                      "(the paper's prompt, one JSON answer per conversation)")
+    shard_dir: str = Field("data/interim/extract_shards", description="LLM backends: resumable shards + "
+                           "manifest, keyed by input and params (not a DVC out, so a rerun finds them)")
+    llm: LLMParams = Field(default_factory=LLMParams)
+    openai: OpenAIParams = Field(default_factory=OpenAIParams)
+    transformers: TransformersParams = Field(default_factory=TransformersParams)
+    vllm: VLLMParams = Field(default_factory=VLLMParams)

@@ -1,0 +1,82 @@
+"""Params of the model stages: ``base_model`` (the embedded default model) and ``train`` (TRL SFT then KTO)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from natfeed.params.base import Section
+
+
+class BaseModelParams(Section):
+    """The embedded default base model: a small Llama built offline from the sample (stage base_model)."""
+
+    vocab_size: int = Field(2048, ge=300, description="Byte-level BPE vocabulary trained on the sample "
+                            "(special tokens included; the embedding is padded to a multiple of 64)")
+    min_frequency: int = Field(2, ge=1, description="Fewest occurrences for a BPE merge")
+    hidden_size: int = Field(256, gt=0, description="Model width; a multiple of head_dim")
+    head_dim: int = Field(64, gt=0, description="Attention head size (64: vLLM's CPU kernels accept it)")
+    num_layers: int = Field(2, gt=0, description="Decoder layers")
+    num_key_value_heads: int | None = Field(None, gt=0, description="Grouped-query heads; null = one per head")
+    intermediate_size: int = Field(512, gt=0, description="MLP width")
+    max_position_embeddings: int = Field(1024, gt=0, description="Longest sequence (RoPE)")
+    pretrain_steps: int = Field(100, ge=0, description="Causal-LM steps on the chat-formatted sample; 0 = "
+                                "random weights")
+    pretrain_batch_size: int = Field(8, gt=0, description="Sequences per pre-training step")
+    pretrain_seq_len: int = Field(128, gt=1, description="Tokens per pre-training sequence")
+    learning_rate: float = Field(1e-3, gt=0, description="Peak AdamW learning rate (warm-up, then cosine)")
+    seed: int = Field(42, description="Seed for initialisation and batch sampling")
+    torch_threads: int = Field(1, ge=0, description="CPU threads for torch; 0 = torch's default (all cores). "
+                               "Small models run several times faster on 1 thread on a busy machine")
+
+    @model_validator(mode="after")
+    def _heads(self) -> BaseModelParams:
+        if self.hidden_size % self.head_dim:
+            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of head_dim {self.head_dim}")
+        heads = self.hidden_size // self.head_dim
+        if self.num_key_value_heads is not None and heads % self.num_key_value_heads:
+            raise ValueError(f"{heads} attention heads are not a multiple of num_key_value_heads "
+                             f"{self.num_key_value_heads}")
+        return self
+
+
+class LoraParams(Section):
+    """Optional LoRA adapters (peft) for SFT and KTO."""
+
+    enabled: bool = Field(False, description="Train LoRA adapters instead of all weights")
+    r: int = Field(16, gt=0, description="Adapter rank")
+    alpha: int = Field(32, gt=0, description="lora_alpha (scaling = alpha / r)")
+    dropout: float = Field(0.05, ge=0, lt=1, description="lora_dropout")
+    target_modules: list[str] | str = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Module names, or 'all-linear'")
+    merge: bool = Field(False, description="Save merged full weights instead of the adapter (small models)")
+
+
+def _sft_defaults() -> dict[str, Any]:
+    return {"num_train_epochs": 1, "per_device_train_batch_size": 8, "learning_rate": 5e-4,
+            "lr_scheduler_type": "cosine", "warmup_steps": 1, "max_length": 256, "logging_steps": 1}
+
+
+def _kto_defaults() -> dict[str, Any]:
+    return {"num_train_epochs": 1, "per_device_train_batch_size": 8, "learning_rate": 5e-5, "beta": 0.1,
+            "desirable_weight": 1.0, "undesirable_weight": 1.0, "max_length": 256, "logging_steps": 1}
+
+
+class TrainParams(Section):
+    """SFT then KTO with TRL. ``sft`` / ``kto`` hold TRL's own SFTConfig / KTOConfig fields; their keys are
+    checked against those classes when the stage builds them (natfeed.model.train), so a typo fails."""
+
+    base_model: str = Field("models/base", description="Hub id or local path of the model to train "
+                            "(default: the base_model stage's output, paths.base_model_dir)")
+    seed: int = Field(42, description="Seed for both trainers (unless sft/kto set their own)")
+    torch_threads: int = Field(1, ge=0, description="CPU threads for torch (CPU runs); 0 = torch's default "
+                               "(all cores). 1 suits the embedded tiny model")
+    max_prompt_tokens: int | None = Field(128, gt=0, description="Drop a prompt's oldest exchanges (a leading "
+                                          "system message stays) until it fits; null = keep whole prompts")
+    sft: dict[str, Any] = Field(default_factory=_sft_defaults, description="trl.SFTConfig fields")
+    kto: dict[str, Any] = Field(default_factory=_kto_defaults, description="trl.KTOConfig fields")
+    lora: LoraParams = Field(default_factory=LoraParams)
+
+

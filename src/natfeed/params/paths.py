@@ -1,0 +1,59 @@
+"""``paths``: every file the pipeline reads or writes; dvc.yaml refers to these with ${paths.*}."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from natfeed.params.base import Section
+
+
+def sibling_name(path: str, suffix: str) -> str:
+    """``data/x.parquet`` + ``rejected.parquet`` -> ``data/x.rejected.parquet`` (the file's stem + suffix)."""
+    p = Path(path)
+    return str(p.with_name(f"{p.name.split('.')[0]}.{suffix}"))
+
+
+SIBLINGS = {"conversations_rejected": ("conversations", "rejected.parquet"),
+            "conversations_filtered": ("conversations", "filtered.parquet"),
+            "feedback_rejected": ("feedback", "rejected.parquet"),
+            "feedback_report": ("feedback", "report.json")}
+"""Outputs written beside another one, named after its stem (listed so that dvc.yaml can name them)."""
+
+
+class PathsParams(Section):
+    """Every file the pipeline reads or writes; dvc.yaml refers to these with ${paths.*}."""
+
+    raw_dir: str = Field("data/raw", description="Folder tracked by data.dvc")
+    raw_input: str = Field("data/raw/conversations.jsonl", description="File, folder or glob that ingest reads")
+    gold_labels: str = Field("data/raw/gold_labels.csv", description="Gold labels per user turn")
+    conversations: str = Field("data/interim/conversations.parquet", description="Ingest output")
+    conversations_rejected: str = Field("data/interim/conversations.rejected.parquet",
+                                        description="Malformed input rows with their reason (beside conversations)")
+    conversations_filtered: str = Field("data/interim/conversations.filtered.parquet",
+                                        description="Valid rows a filter removed, with its name (beside conversations)")
+    feedback: str = Field("data/processed/feedback.parquet", description="Extract output")
+    feedback_rejected: str = Field("data/processed/feedback.rejected.parquet",
+                                   description="Raw rows extract could not read (beside feedback)")
+    feedback_report: str = Field("data/processed/feedback.report.json", description="Extract's report (beside "
+                                 "feedback)")
+    natural_feedback_csv: str = Field("data/processed/natural_feedback.csv", description="Paper's format")
+    kto_dir: str = Field("data/processed/kto", description="KTO/SFT train/test parquet files")
+    reports_dir: str = Field("reports", description="Metrics JSON and plots")
+    data_docs_dir: str = Field("reports/data_docs", description="great-expectations Data Docs HTML")
+    expectations_baseline: str = Field(
+        "reports/expectations_baseline.json", description="Profile of the last accepted dataset (drift)"
+    )
+    base_model_dir: str = Field("models/base", description="Embedded default base model (stage base_model)")
+    sft_model_dir: str = Field("models/sft", description="SFT model (stage train)")
+    policy_dir: str = Field("models/policy", description="KTO policy, the trained model (stage train)")
+
+    @model_validator(mode="after")
+    def _siblings(self) -> PathsParams:
+        for key, (main, suffix) in SIBLINGS.items():
+            want = sibling_name(getattr(self, main), suffix)
+            if Path(getattr(self, key)) != Path(want):
+                raise ValueError(f"paths.{key} must be {want!r}: it is written beside paths.{main} under its "
+                                 "name (change both together)")
+        return self

@@ -1,0 +1,1 @@
+"""Stage register and the MLflow model registry: logging, the promotion gate, rollback, the pyfunc chat model."""

@@ -1,0 +1,56 @@
+"""Builders of small, valid frames for unit tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from natfeed.core.categories import CODES, label_of
+
+
+def feedback_frame(spec: list[tuple[str, int, str]], flagged: set[str] | None = None) -> pd.DataFrame:
+    """Feedback rows from (conversation_id, feedback_turn, category) triples."""
+    rows = []
+    for cid, ft, cat in spec:
+        prompt = []
+        for k in range(1, ft + 1):
+            prompt += [{"role": "user", "content": f"question {k}"}, {"role": "assistant", "content": f"answer {k}"}]
+        prompt = prompt[:-1]
+        rows.append({
+            "conversation_id": cid, "feedback_turn": ft, "category": cat, "code": CODES[cat],
+            "label": label_of(cat), "feedback_text": f"feedback on {ft}", "prompt": prompt,
+            "response": f"answer {ft}", "extractor": "heuristic-test", "confidence": 0.8,
+            "language": "English", "model": "m", "flagged": cid in (flagged or set()), "cue": "test"})
+    return pd.DataFrame(rows)
+
+
+def conversations_frame(turns: dict[str, int]) -> pd.DataFrame:
+    """Conversations with the given number of user turns each."""
+    rows = []
+    for cid, n in turns.items():
+        msgs = []
+        for k in range(1, n + 1):
+            msgs += [{"role": "user", "content": f"question {k}"}, {"role": "assistant", "content": f"answer {k}"}]
+        rows.append({"conversation_id": cid, "model": "m", "conversation": msgs, "turn": n, "language": "English",
+                     "openai_moderation": "[]", "flagged": False, "redacted": False, "source": "test"})
+    return pd.DataFrame(rows)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def sample_head(tmp_path: Path, n: int = 60) -> Path:
+    """The first ``n`` lines of the embedded sample as ``tmp_path/raw.jsonl``. A fresh clone has no data/raw
+    until ``dvc pull``: then the same sample is generated (scripts/make_sample.py is deterministic)."""
+    raw = REPO / "data/raw/conversations.jsonl"
+    if not raw.exists():
+        subprocess.run([sys.executable, str(REPO / "scripts/make_sample.py"), "--out", str(tmp_path / "gen")],
+                       check=True, capture_output=True)
+        raw = tmp_path / "gen" / "conversations.jsonl"
+    lines = raw.read_text(encoding="utf-8").splitlines()[:n]
+    path = tmp_path / "raw.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

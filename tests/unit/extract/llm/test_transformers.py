@@ -1,0 +1,105 @@
+"""The transformers and paper_loop backends end to end on a tiny random Llama (CPU, seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from natfeed.cli import app
+from natfeed.core.tables import FEEDBACK_SCHEMA
+from natfeed.extract.llm.base import STAT_KEYS
+from natfeed.extract.llm.prompts import PAPER_GUIDELINES, TURN_CHOICES, TURN_GUIDELINES
+from natfeed.params import ExtractParams
+from tests.unit.extract.test_checkpoint import write_conversations
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """Hidden 128, head_dim 64, 2 layers, random weights; its BPE also learns the guideline text so that
+    prompts stay a few hundred tokens long."""
+    from natfeed.model.base_model import DEMO_CONVERSATIONS, build_base_model
+    from natfeed.params import BaseModelParams
+
+    out = tmp_path_factory.mktemp("tiny") / "tiny-llama"
+    params = BaseModelParams(vocab_size=1024, min_frequency=1, hidden_size=128, head_dim=64, num_layers=2,
+                             intermediate_size=256, max_position_embeddings=8192, pretrain_steps=0, seed=0)
+    texts = [[{"role": "user", "content": t}] for t in (TURN_GUIDELINES, PAPER_GUIDELINES)]
+    build_base_model(DEMO_CONVERSATIONS + texts, params, out)
+    return out
+
+
+def _params_file(tmp_path: Path, **extract) -> Path:
+    import yaml
+
+    base = {"batch_size": 3, "detect_language": False, "shard_dir": str(tmp_path / "shards"),
+            "transformers": {"batch_size": 4, "device": "cpu"}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"extract": {**base, **extract}}))
+    return path
+
+
+def _run(args: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def test_cli_turn_mode_writes_valid_rows(tiny, tmp_path):
+    conv = write_conversations(tmp_path / "conv.parquet", 5)  # 1+2+3+1+2 = 9 judged turns
+    out = tmp_path / "out" / "feedback.parquet"
+    _run(["extract", "--input", str(conv), "--output", str(out), "--backend", "transformers", "--model",
+          str(tiny), "--mode", "turn", "--params", str(_params_file(tmp_path))])
+    report = json.loads((tmp_path / "out" / "feedback.report.json").read_text())
+    table = pq.read_table(out)
+    assert table.schema.equals(FEEDBACK_SCHEMA)
+    assert report["conversations"] == 5 and report["user_turns"] == 9 and report["requests"] == 9
+    assert report["rows"] == table.num_rows <= 9 and report["parse_failures"] == 0
+    assert report["generated_tokens"] >= 9 and report["prompt_tokens"] > 9 * 100
+    assert report["extractor"] == "transformers-turn:tiny-llama" and report["shards"] == 2
+    for key in ("conversations_per_second", "seconds", "rows_per_category", "rows_rejected", *STAT_KEYS):
+        assert key in report
+    rows = table.to_pylist()
+    assert all(r["category"] in TURN_CHOICES[:-1] and 0 < r["confidence"] <= 1 for r in rows)
+    assert all(r["feedback_text"] and r["extractor"] == report["extractor"] for r in rows)
+
+
+def test_label_scoring_on_the_cache_equals_full_forward_passes(tiny):
+    from natfeed.extract.llm.transformers import TransformersExtractor, label_logprobs
+    from tests.unit.extract.llm.test_prompts import CONVS
+
+    ext = TransformersExtractor(ExtractParams(backend="transformers", llm={"model": str(tiny)},
+                                              transformers={"device": "cpu"}))
+    seqs = [ext.prompt_ids(r) for r in ext.requests(CONVS)]
+    assert len({len(s) for s in seqs}) > 1  # different lengths: left padding is exercised
+    fast = label_logprobs(ext.model, ext.tokenizer, seqs, list(TURN_CHOICES), ext._pad)
+    labels = [ext.tokenizer(label, add_special_tokens=False)["input_ids"] for label in TURN_CHOICES]
+    width = max(map(len, labels))
+    for i, seq in enumerate(seqs):  # one unpadded prompt + each label (right-padded), no cache
+        batch = torch.tensor([seq + lab + [0] * (width - len(lab)) for lab in labels])
+        with torch.inference_mode():
+            lp = torch.log_softmax(ext.model(batch).logits.float(), dim=-1)
+        for j, lab in enumerate(labels):
+            slow = sum(float(lp[j, len(seq) - 1 + t, tok]) for t, tok in enumerate(lab))
+            assert abs(slow - float(fast[i, j])) < 1e-3, (i, TURN_CHOICES[j])
+    assert len({round(float(x), 4) for x in fast.flatten()}) > 6  # real, distinct scores
+
+
+def test_paper_mode_and_paper_loop_fixed_length(tiny, tmp_path):
+    conv = write_conversations(tmp_path / "conv.parquet", 4)
+    llm = {"paper_max_new_tokens": 6, "ignore_eos": True}
+    for backend in ("transformers", "paper_loop"):
+        out = tmp_path / backend / "feedback.parquet"
+        _run(["extract", "--input", str(conv), "--output", str(out), "--backend", backend, "--model", str(tiny),
+              "--mode", "paper", "--params", str(_params_file(tmp_path, llm=llm))])
+        report = json.loads((tmp_path / backend / "feedback.report.json").read_text())
+        assert report["requests"] == 4 and report["generated_tokens"] == 24  # EOS ignored: 6 tokens each
+        assert report["extractor"] == f"{backend}-paper:tiny-llama"
+        assert pq.read_table(out).schema.equals(FEEDBACK_SCHEMA)
+        # random weights write no JSON: every answer is a counted failure, kept raw beside the shards
+        failures = Path(report["parse_failures_file"]).read_text().splitlines()
+        assert len(failures) == report["parse_failures"] <= 4

@@ -1,0 +1,333 @@
+"""The register stage and model promotion on a real MLflow SQLite registry in a temporary folder.
+
+One tiny Llama is built per module; each test registers its versions under its own model name so
+that the tests do not depend on each other's order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from natfeed.core.io import file_md5
+from natfeed.core.tracking import stage_run
+from natfeed.params import GateParams, ParamsError, RegisterParams, TrackingParams, parse_params
+from natfeed.registry.promote import (
+    CHAMPION,
+    PrimaryMetric,
+    RegistryError,
+    VersionInfo,
+    champion_history,
+    check_gate,
+    promote,
+    rollback,
+)
+from natfeed.registry.register import choose_log_weights, pip_requirements, register_policy
+
+mlflow = pytest.importorskip("mlflow")
+
+GATE = GateParams(thresholds={"kto_reward_accuracy": 0.3})
+TRACKING = TrackingParams(experiment="registry-test")
+
+
+def _tiny_model(out: Path) -> Path:
+    """The base_model stage's tiny Llama when available, else an equivalent one built here."""
+    try:
+        from natfeed.model.base_model import tiny_model
+    except ImportError:
+        tiny_model = None
+    if tiny_model is not None:
+        return tiny_model(out)
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    tok.train_from_iterator(["hello how are you", "fine thanks", "what is the capital of France"] * 5,
+                            trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="<pad>")
+    fast.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+                          "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                 num_attention_heads=1, num_key_value_heads=1, head_dim=64,
+                                 max_position_embeddings=128, eos_token_id=fast.eos_token_id,
+                                 pad_token_id=fast.pad_token_id)).save_pretrained(out)
+    fast.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A temporary working folder (cwd) with an MLflow SQLite store, a tiny policy and KTO parquet files."""
+    root = tmp_path_factory.mktemp("registry")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("NATFEED_USER", "tester")
+        _tiny_model(root / "models" / "policy")
+        kto = root / "data" / "kto"
+        kto.mkdir(parents=True)
+        for split in ("kto_train", "kto_test"):
+            pd.DataFrame({"prompt": ["p"], "completion": [split], "label": [True]}).to_parquet(kto / f"{split}.parquet")
+        (root / "params.yaml").write_text("register:\n  model_name: cli-model\n  gate:\n    thresholds: "
+                                          "{kto_reward_accuracy: 0.3}\ntracking:\n  experiment: registry-test\n")
+        yield root
+
+
+def write_reports(folder: Path, value: float, ci: tuple[float, float] | None = None, passed: bool = True) -> Path:
+    """Hand-written evaluate / validate / extract reports."""
+    folder.mkdir(parents=True, exist_ok=True)
+    primary = {"name": "kto_reward_accuracy", "value": value, "ci_low": ci[0] if ci else None,
+               "ci_high": ci[1] if ci else None}
+    evaluate = {"metrics": {"kto_reward_accuracy": value, "kto_reward_margin": value - 0.5,
+                            "policy": {"desirable_logp": -3.2}}, "primary_metric": primary}
+    (folder / "evaluate.json").write_text(json.dumps(evaluate))
+    (folder / "validate.json").write_text(json.dumps({"passed": passed}))
+    (folder / "extract.json").write_text(json.dumps({"extractor": "heuristic-1.0.0", "rows": 3}))
+    return folder
+
+
+def run_stage(store: Path, name: str, value: float, ci: tuple[float, float] | None = None, passed: bool = True,
+              **params: object) -> dict:
+    """What stages/register.py does, on temporary reports."""
+    reports = write_reports(store / "reports" / f"{name}-{value}-{passed}", value, ci, passed)
+    reg = RegisterParams(model_name=name, max_new_tokens=4, gate=GATE, **params)
+    with stage_run("register", TRACKING, reg.model_dump()):
+        return register_policy(store / "models" / "policy", reports, store / "data" / "kto", reg)
+
+
+def client():
+    return mlflow.MlflowClient()
+
+
+def decision_tag(name: str, version: int) -> dict:
+    return json.loads(client().get_model_version(name, str(version)).tags["natfeed.decision"])
+
+
+# --- the gate, pure -------------------------------------------------------------------------------------
+
+def info(value: float | None, ci: tuple[float, float] | None = None, passed: bool | None = True,
+         version: str = "2") -> VersionInfo:
+    pm = None if value is None else PrimaryMetric("acc", value, *(ci or (None, None)))
+    return VersionInfo(version, passed, {} if value is None else {"acc": value, "group.margin": 0.1}, pm)
+
+
+@pytest.mark.parametrize(("value", "ci", "passes"), [
+    (0.70, None, True),          # better
+    (0.60, None, True),          # equal: not worse
+    (0.59, None, False),         # worse, no CI, no tolerance
+    (0.55, (0.45, 0.65), True),  # below, but its CI reaches the champion's value: not distinguishably worse
+    (0.55, (0.50, 0.59), False),  # its whole CI is below the champion's value
+])
+def test_gate_compares_with_champion_beyond_the_ci(value: float, ci: tuple | None, passes: bool) -> None:
+    result = check_gate(info(value, ci), info(0.60, version="1"), GateParams())
+    assert result.passed is passes
+    assert result.compared["primary_metric"]["champion"] == 0.60
+    assert bool(result.failures) is not passes
+    if not passes:
+        assert "worse than champion v1" in result.failures[0]
+
+
+def test_gate_tolerance_thresholds_and_validation() -> None:
+    champ = info(0.60, version="1")
+    assert check_gate(info(0.58), champ, GateParams(tolerance=0.05)).passed
+    assert not check_gate(info(0.58), champ, GateParams(tolerance=0.01)).passed
+    assert not check_gate(info(0.58), champ, GateParams(compare_champion=True)).passed
+    assert check_gate(info(0.58), champ, GateParams(compare_champion=False)).passed
+    failed = check_gate(info(0.9, passed=False), None, GateParams(thresholds={"acc": 0.95, "margin": 0.05,
+                                                                              "missing": 0.0}))
+    assert not failed.passed
+    text = " | ".join(failed.failures)
+    assert "validation did not pass" in text
+    assert "acc = 0.9 is below its threshold 0.95" in text
+    assert "'missing' missing" in text
+    assert "margin =" not in text and len(failed.failures) == 3  # margin: unique suffix of group.margin
+    assert "no validation result" in check_gate(info(0.9, passed=None), None, GateParams()).failures[0]
+    assert not check_gate(info(math.nan), None, GateParams(thresholds={"acc": 0.0})).passed
+    assert check_gate(info(0.1, passed=False), None, GateParams(require_validation=False)).passed
+
+
+def test_version_info_round_trips_through_tags() -> None:
+    evaluate = {"metrics": {"a": 0.5, "nested": {"b": 2}, "flag": True, "text": "x"},
+                "primary_metric": {"name": "a", "value": 0.5, "ci_low": 0.4, "ci_high": 0.6}}
+    original = VersionInfo.from_reports(evaluate, {"passed": True})
+    assert original.metrics == {"a": 0.5, "nested.b": 2.0}
+    back = VersionInfo.from_tags("7", original.to_tags())
+    assert (back.version, back.validation_passed, back.metrics, back.primary) == \
+        ("7", True, original.metrics, PrimaryMetric("a", 0.5, 0.4, 0.6))
+    assert VersionInfo.from_reports(evaluate, None).validation_passed is None
+    # evaluate.py's layout: no `metrics` section, the figures at the top level
+    flat = {"kto_reward_accuracy": 0.55, "kto_reward": {"policy_vs_sft": {"accuracy": 0.55, "margin": None}},
+            "rm_win_rate": None, "seconds": {"total": 3.0}, "primary_metric": evaluate["primary_metric"]}
+    assert VersionInfo.from_reports(flat, None).metrics == {"kto_reward_accuracy": 0.55,
+                                                            "kto_reward.policy_vs_sft.accuracy": 0.55}
+
+
+def test_params_section_is_validated() -> None:
+    assert parse_params({}).register_.model_name == "natfeed-policy"
+    with pytest.raises(ParamsError, match="log_weights"):
+        parse_params({"register": {"log_weights": "everything"}})
+    with pytest.raises(ParamsError, match="treshold"):
+        parse_params({"register": {"gate": {"tresholds": {}}}})
+
+
+def test_log_weights_auto(tmp_path: Path) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"\0" * 2048)
+    assert choose_log_weights(tmp_path, RegisterParams()) == "full"
+    assert choose_log_weights(tmp_path, RegisterParams(max_full_gb=1e-6)) == "reference"
+    with pytest.raises(RegistryError, match="no LoRA adapter"):
+        choose_log_weights(tmp_path, RegisterParams(log_weights="adapter"))
+    (tmp_path / "adapter_config.json").write_text("{}")
+    assert choose_log_weights(tmp_path, RegisterParams()) == "adapter"
+    reqs = pip_requirements(adapter=True)
+    assert any(r.startswith("torch==") and "+" not in r for r in reqs) and any(r.startswith("peft") for r in reqs)
+    assert not any(r.startswith("torchvision") for r in reqs)
+
+
+# --- the stage and the registry ----------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_first_version_becomes_champion_with_lineage(store: Path) -> None:
+    report = run_stage(store, "m-first", 0.6, (0.5, 0.7))
+    assert report["version"] == 1 and report["promoted"] is True and report["champion_version"] == 1
+    assert report["aliases"] == ["challenger", "champion"] and report["log_weights"] == "full"
+    assert report["decision"]["action"] == "promote" and report["decision"]["champion_before"] is None
+    tags = client().get_model_version("m-first", "1").tags
+    assert tags["natfeed.data.kto_train.md5"] == file_md5(store / "data" / "kto" / "kto_train.parquet")
+    assert tags["natfeed.data.kto_test.md5"] == file_md5(store / "data" / "kto" / "kto_test.parquet")
+    assert (tags["natfeed.extractor"], tags["natfeed.extractor_backend"]) == ("heuristic-1.0.0", "heuristic")
+    assert tags["natfeed.params_md5"] == file_md5(store / "params.yaml")
+    assert len(tags["natfeed.git_commit"]) in (40, 7)  # a sha ("unknown" outside git)
+    assert float(tags["natfeed.metric.kto_reward_accuracy"]) == 0.6
+    assert json.loads(tags["natfeed.metrics"])["policy.desirable_logp"] == -3.2
+    assert "natfeed.metric.policy.desirable_logp" not in tags  # nested: only in natfeed.metrics
+    assert json.loads(tags["natfeed.primary_metric"])["ci_high"] == 0.7
+    assert tags["natfeed.validation_passed"] == "true" and tags["natfeed.log_weights"] == "full"
+    assert decision_tag("m-first", 1)["by"] == "tester"
+    assert [h["version"] for h in champion_history(client(), "m-first")] == ["1"]
+    requirements = [p.read_text() for p in store.rglob("requirements.txt")]
+    assert requirements and all("transformers==" in r and "torchvision" not in r for r in requirements)
+
+
+@pytest.mark.slow
+def test_better_version_is_promoted_and_worse_is_not(store: Path) -> None:
+    run_stage(store, "m-seq", 0.6)
+    better = run_stage(store, "m-seq", 0.7)
+    assert better["promoted"] and better["champion_version"] == 2
+    worse = run_stage(store, "m-seq", 0.5, (0.45, 0.55))
+    assert worse["promoted"] is False and worse["aliases"] == ["challenger"]
+    assert worse["champion_version"] == 2
+    assert str(client().get_model_version_by_alias("m-seq", CHAMPION).version) == "2"
+    tag = decision_tag("m-seq", 3)
+    assert tag["action"] == "reject" and tag["source"] == "stage"
+    assert "worse than champion v2" in tag["failures"][0]
+    assert tag["compared"]["primary_metric"]["champion"] == 0.7
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("value", "passed", "why"), [(0.9, False, "validation did not pass"),
+                                                      (0.2, True, "below its threshold 0.3")])
+def test_failing_gate_leaves_champion_unchanged(store: Path, value: float, passed: bool, why: str) -> None:
+    name = f"m-gate-{passed}"
+    run_stage(store, name, 0.5)
+    report = run_stage(store, name, value, passed=passed)
+    assert report["promoted"] is False and report["champion_version"] == 1
+    assert str(client().get_model_version_by_alias(name, CHAMPION).version) == "1"
+    assert any(why in f for f in decision_tag(name, 2)["failures"])
+
+
+@pytest.mark.slow
+def test_rollback_restores_previous_champion(store: Path) -> None:
+    for value in (0.5, 0.6, 0.7):
+        run_stage(store, "m-roll", value)
+    decision = rollback("m-roll", GATE, reason="v3 misbehaves in production")
+    assert (decision.action, decision.champion_before, decision.champion_after) == ("rollback", "3", "2")
+    assert str(client().get_model_version_by_alias("m-roll", CHAMPION).version) == "2"
+    assert decision_tag("m-roll", 3)["action"] == "rollback" and decision_tag("m-roll", 2)["reason"]
+    assert rollback("m-roll", GATE).champion_after == "1"  # a stack: further back
+    with pytest.raises(RegistryError, match="no earlier champion"):
+        rollback("m-roll", GATE)
+    assert promote("m-roll", 3, GATE).action == "promote"  # promoting again works as usual
+    assert [h["version"] for h in champion_history(client(), "m-roll")] == ["1", "3"]
+
+
+@pytest.mark.slow
+def test_cli_promote_rollback_force_and_reason(store: Path) -> None:
+    from natfeed.cli import app
+
+    run_stage(store, "cli-model", 0.6)
+    run_stage(store, "cli-model", 0.4, passed=False)
+    runner = CliRunner()
+    refused = runner.invoke(app, ["promote", "--version", "2"])
+    assert refused.exit_code == 1 and "validation did not pass" in refused.output
+    assert decision_tag("cli-model", 2)["action"] == "reject"
+    no_reason = runner.invoke(app, ["promote", "--version", "2", "--force"])
+    assert no_reason.exit_code == 2 and "--reason" in no_reason.output
+    assert str(client().get_model_version_by_alias("cli-model", CHAMPION).version) == "1"
+    forced = runner.invoke(app, ["promote", "--version", "2", "--force", "--reason", "hotfix for a demo"])
+    assert forced.exit_code == 0, forced.output
+    tag = decision_tag("cli-model", 2)
+    assert (tag["action"], tag["reason"], tag["by"], tag["passed"]) == ("forced-promote", "hotfix for a demo",
+                                                                        "tester", False)
+    back = runner.invoke(app, ["rollback"])
+    assert back.exit_code == 0 and str(client().get_model_version_by_alias("cli-model", CHAMPION).version) == "1"
+    missing = runner.invoke(app, ["promote", "--version", "99"])
+    assert missing.exit_code == 2 and "no version 99" in missing.output
+
+
+def _answer(uri: str) -> str:
+    model = mlflow.pyfunc.load_model(uri)
+    out = model.predict({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+    response = out[0] if isinstance(out, list) else out
+    assert response["object"] == "chat.completion"
+    message = response["choices"][0]["message"]
+    assert message["role"] == "assistant"
+    assert isinstance(message["content"], str) and message["content"]
+    return message["content"]
+
+
+@pytest.mark.slow
+def test_champion_alias_loads_and_answers_chat(store: Path) -> None:
+    run_stage(store, "m-load", 0.6)
+    _answer("models:/m-load@champion")
+
+
+@pytest.mark.slow
+def test_reference_and_adapter_modes_load_and_answer(store: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    policy = store / "models" / "policy"
+    ref = run_stage(store, "m-ref", 0.6, log_weights="reference", reference=str(policy))
+    assert ref["log_weights"] == "reference"
+    _answer("models:/m-ref@champion")
+    adapter_dir = store / "models" / "adapter"
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(policy),
+                          LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    lora.save_pretrained(adapter_dir)
+    AutoTokenizer.from_pretrained(policy).save_pretrained(adapter_dir)
+    reg = RegisterParams(model_name="m-adapter", max_new_tokens=4, gate=GATE)
+    reports = write_reports(store / "reports" / "adapter", 0.6)
+    with stage_run("register", TRACKING, {}):
+        report = register_policy(adapter_dir, reports, store / "data" / "kto", reg)
+    assert report["log_weights"] == "adapter"
+    assert report["tags"]["natfeed.base_model"] == str(policy.resolve())
+    local = Path(mlflow.artifacts.download_artifacts("models:/m-adapter@champion"))
+    assert list(local.rglob("adapter_model.safetensors")) and not list(local.rglob("model.safetensors"))
+    _answer("models:/m-adapter@champion")
+    merged = RegisterParams(model_name="m-merged", max_new_tokens=4, gate=GATE, log_weights="full")
+    with stage_run("register", TRACKING, {}):
+        assert register_policy(adapter_dir, reports, store / "data" / "kto", merged)["log_weights"] == "full"
+    local = Path(mlflow.artifacts.download_artifacts("models:/m-merged@champion"))
+    assert list(local.rglob("model.safetensors")) and not list(local.rglob("adapter_model.safetensors"))
+    _answer("models:/m-merged@champion")
