@@ -51,7 +51,7 @@ log = logging.getLogger("bench")
 def load_conversations(n: int, min_turns: int = 2, max_chars: int = 6000) -> tuple[list[Any], str]:
     """The first ``n`` conversations with feedback candidates (>= min_turns user turns) and at most
     ``max_chars`` characters (so that the paper prompt fits a small model's context)."""
-    from natfeed.extract.run import iter_conversation_batches
+    from natfeed.extract.inputs import iter_conversation_batches
 
     sources = [p for p in CORPORA if p.exists()] or [SAMPLE]
     out: list[Any] = []

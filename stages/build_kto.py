@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from natfeed.core.errors import run_stage
 from natfeed.core.io import write_json
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
-from natfeed.data.build_kto import build_kto
+from natfeed.data.build_kto import build_kto, write_frames
 from natfeed.params import load_params
 
 
@@ -18,14 +19,11 @@ def main() -> None:
     paths = params.paths
     with stage_run("build_kto", params.tracking, params.build_kto.model_dump()) as run:
         frames, report = build_kto(pd.read_parquet(paths.feedback), params.build_kto)
-        out_dir = Path(paths.kto_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name, frame in frames.items():
-            frame.to_parquet(out_dir / f"{name}.parquet", index=False)
-            run.dataset(out_dir / f"{name}.parquet", context=name, name=name)
+        for path in write_frames(frames, paths.kto_dir):
+            run.dataset(path, context=path.stem, name=path.stem)
         write_json(Path(paths.reports_dir) / "build_kto.json", report)
         run.metrics(report)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

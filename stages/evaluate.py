@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from natfeed.core.errors import run_stage
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.evaluate.evaluate import run_evaluate, write_outputs
@@ -31,4 +32,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -3,6 +3,7 @@ ${paths.natural_feedback_csv} and reports/extract.json."""
 
 from pathlib import Path
 
+from natfeed.core.errors import run_stage
 from natfeed.core.io import write_json
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
@@ -26,4 +27,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

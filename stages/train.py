@@ -7,6 +7,7 @@ stage's MLflow run as sft/* and kto/*. Runs unchanged under
 import os
 from pathlib import Path
 
+from natfeed.core.errors import run_stage
 from natfeed.core.io import write_json
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
@@ -33,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from natfeed.core.errors import run_stage
 from natfeed.core.io import write_json
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
@@ -32,4 +33,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

@@ -1,48 +1,101 @@
 """The ``natfeed`` command line: the pipeline's steps on your own files, without DVC.
 
-Each command reads its defaults from ``params.yaml`` when one is present (``--params``) and calls
-the same library function as the DVC stage.
+Each command reads its defaults from ``params.yaml`` when one is present (``--params``) and calls the
+same library function as the DVC stage. ``ingest``, ``extract``, ``validate``, ``build-kto`` and
+``quality`` run anywhere (built-in defaults without a params file); ``promote``, ``rollback`` and
+``models`` work on a project's MLflow store and need its params.yaml.
+
+Exit codes: 0 ok, 1 the data failed a check (validate's gate, a refused promotion), 2 a usage or input
+error. Errors are a few lines saying what to do; ``-v`` adds the traceback. Outputs are written to a
+temporary file and renamed on success: a failed command leaves earlier outputs untouched.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
+from natfeed.core.errors import EXIT_CHECK_FAILED, EXIT_USAGE, INPUT_ERRORS, exit_code, message, unexpected
 from natfeed.core.logs import setup_logging
 from natfeed.params import Params, ParamsError, load_params, parse_params
 
+log = logging.getLogger("natfeed")
+_VERBOSE = {"on": False}
+
+
+class _Group(TyperGroup):
+    """Every command under the error convention (:mod:`natfeed.core.errors`)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except INPUT_ERRORS as err:
+            if _VERBOSE["on"]:
+                raise
+            typer.echo(message(err), err=True)
+            raise typer.Exit(exit_code(err)) from None
+        except Exception as err:
+            if _VERBOSE["on"]:
+                raise
+            typer.echo(unexpected(err, "run with -v"), err=True)
+            raise typer.Exit(EXIT_USAGE) from None
+
+
 app = typer.Typer(
-    help="natfeed: extract naturally occurring feedback from chat logs and build SFT/KTO data.",
+    cls=_Group,
+    help="natfeed: extract naturally occurring feedback from chat logs and build SFT/KTO data.\n\n"
+         "Exit codes: 0 ok, 1 the data failed a check, 2 a usage or input error (-v shows the traceback).",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
-log = logging.getLogger("natfeed")
 
-ParamsOpt = typer.Option(Path("params.yaml"), "--params", help="params.yaml to read defaults from "
-                         "(built-in defaults when the file does not exist).")
+DEFAULT_PARAMS = Path("params.yaml")
+ParamsOpt = typer.Option(DEFAULT_PARAMS, "--params", help="params.yaml to read defaults from (built-in "
+                         "defaults when ./params.yaml does not exist).")
+ProjectParamsOpt = typer.Option(DEFAULT_PARAMS, "--params", help="The project's params.yaml (its tracking and "
+                                "register sections name the MLflow store and the model).")
 
 
 def _params(path: Path) -> Params:
-    try:
-        return load_params(path) if path.exists() else parse_params({})
-    except ParamsError as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(2) from None
+    """The params file, or the built-in defaults when the default ./params.yaml is absent."""
+    if path.exists():
+        return load_params(path)
+    if path != DEFAULT_PARAMS:
+        raise ParamsError(f"{path} not found (--params)")
+    return parse_params({})
+
+
+def _project(path: Path) -> Params:
+    """A project's params: commands that act on the MLflow store never make one in a random folder."""
+    if not path.exists():
+        where = "in " + str(Path.cwd()) if path == DEFAULT_PARAMS else str(path)
+        raise ParamsError(f"no natfeed project here: {path} not found ({where}); run from the project root or "
+                          "pass --params PATH")
+    return load_params(path)
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging and tracebacks.")) -> None:
+    _VERBOSE["on"] = verbose
     setup_logging("DEBUG" if verbose else None)
 
 
 @app.command()
 def ingest(
     input: str = typer.Option(..., "--input", "-i", help="JSONL, JSONL.gz or parquet: a file, a folder of "
-                              "shards or a glob. LMSYS, WildChat, OpenAI `messages` and ShareGPT rows."),
+                              "shards or a glob (extensions in any case). LMSYS, WildChat, OpenAI `messages` "
+                              "and ShareGPT rows. Other files in a folder are skipped and listed in the report."),
     output: Path = typer.Option(..., "--output", "-o", help="Normalised conversations parquet. Malformed rows go "
                                 "to <stem>.rejected.parquet, filtered rows to <stem>.filtered.parquet."),
     report: Path = typer.Option(None, "--report", help="Where to write the counts JSON "
@@ -52,30 +105,55 @@ def ingest(
     params: Path = ParamsOpt,
 ) -> None:
     """Normalise, quarantine malformed rows, filter and de-duplicate conversations."""
-    from natfeed.core.io import InputError, sibling, write_json
+    from natfeed.core.io import sibling, write_json
     from natfeed.data.ingest import run_ingest
 
     p = _params(params).ingest
     overrides = {k: v for k, v in {"min_user_turns": min_user_turns, "languages": language}.items() if v}
-    p = p.model_copy(update=overrides)
-    try:
-        result = run_ingest(input, output, p)
-    except InputError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    result = run_ingest(input, output, p.model_copy(update=overrides))
     write_json(report or sibling(output, "ingest.json"), result)
     typer.echo(f"read {result['rows_read']}: kept {result['rows_kept']}, rejected {result['rows_rejected']} "
                f"{result['rejected_by_reason']}, filtered {result['rows_filtered']} {result['filtered_by_filter']}")
+    _skipped(result)
+
+
+def _skipped(result: dict[str, Any]) -> None:
+    for s in result.get("skipped_files", [])[:5]:
+        typer.echo(f"skipped {s['file']}: {s['reason']}", err=True)
+    if len(result.get("skipped_files", [])) > 5:
+        typer.echo(f"... {len(result['skipped_files']) - 5} more skipped files (see the report)", err=True)
+    if result.get("empty_input"):
+        typer.echo(f"warning: {result['input']} holds no rows: the outputs are empty", err=True)
+
+
+def _extract_params(p: Any, overrides: dict[str, Any]) -> Any:
+    """``p`` with CLI overrides (nested sections merged), validated like params.yaml."""
+    from pydantic import ValidationError
+
+    from natfeed.params import ExtractParams
+    from natfeed.params.base import format_errors
+
+    data = p.model_dump()
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            data[key] = {**data[key], **value}
+        elif value is not None:
+            data[key] = value
+    try:
+        return ExtractParams.model_validate(data)
+    except ValidationError as err:
+        raise ParamsError(format_errors(ExtractParams, err, "option (extract params)")) from None
 
 
 @app.command()
 def extract(
     input: str = typer.Option(..., "--input", "-i", help="Conversations: an ingested parquet, or raw logs in "
-                              "any format `ingest` reads (normalised on the fly; malformed rows quarantined)."),
+                              "any format `ingest` reads (normalised on the fly; malformed rows quarantined; a "
+                              "conversation id seen before is dropped and counted)."),
     output: Path = typer.Option(..., "--output", "-o", help="feedback.parquet (one row per feedback turn); "
                                 "<stem>.report.json is written beside it."),
-    backend: str = typer.Option(None, "--backend", help="Extractor backend (default: extract.backend, "
-                                "'heuristic')."),
+    backend: str = typer.Option(None, "--backend", help="Extractor backend: heuristic (default), openai, "
+                                "transformers, paper_loop or vllm; extract.backend."),
     paper_csv: Path = typer.Option(None, "--paper-csv", help="Also write the paper's CSV format "
                                    "(conversation_id, feedback_turn, category UR1-UR5, label)."),
     model: str = typer.Option(None, "--model", help="LLM backends: hub id or local path (transformers, "
@@ -85,7 +163,7 @@ def extract(
     base_url: str = typer.Option(None, "--base-url", help="openai backend: API root, e.g. "
                                  "http://localhost:8000/v1; extract.openai.base_url."),
     shard_dir: Path = typer.Option(None, "--shard-dir", help="LLM backends: folder of resumable shards "
-                                   "(a rerun continues there); extract.shard_dir."),
+                                   "(a rerun continues there); default <output folder>/.<stem>.shards."),
     shard_index: int = typer.Option(None, "--shard-index", help="Scale-out: extract only the conversations "
                                     "with hash(conversation_id) % --num-shards == this (0-based); merge the "
                                     "parts with `natfeed extract-merge`. docs/SCALING.md."),
@@ -93,48 +171,29 @@ def extract(
     params: Path = ParamsOpt,
 ) -> None:
     """Find feedback turns (the five categories of the paper) in conversations."""
-    from natfeed.core.io import InputError
-    from natfeed.extract.run import extract_file, write_paper_csv
-    from natfeed.params import ExtractParams
+    from natfeed.extract.run import extract_file, extract_partition, write_paper_csv
 
-    p = _params(params).extract
-    if backend:
-        p = p.model_copy(update={"backend": backend})
-    overrides = {"mode": mode, "shard_dir": str(shard_dir) if shard_dir else None,
+    overrides = {"backend": backend, "mode": mode, "shard_dir": str(shard_dir) if shard_dir else None,
                  "llm": {"model": model} if model else None, "openai": {"base_url": base_url} if base_url else None}
-    if any(v is not None for v in overrides.values()):
-        data = p.model_dump()
-        for key, value in overrides.items():
-            if isinstance(value, dict):
-                data[key] = {**data[key], **value}
-            elif value is not None:
-                data[key] = value
-        try:
-            p = ExtractParams.model_validate(data)
-        except ValueError as err:
-            typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2) from None
+    p = _extract_params(_params(params).extract, overrides)
     if (shard_index is None) != (num_shards is None):
-        typer.echo("error: give --shard-index and --num-shards together", err=True)
-        raise typer.Exit(2)
-    try:
-        if num_shards is not None:
-            from natfeed.extract.run import extract_partition
-
-            result = extract_partition(input, output, p, shard_index, num_shards)
-        else:
-            result = extract_file(input, output, p)
-    except (InputError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+        raise ParamsError("give --shard-index and --num-shards together")
+    if num_shards is not None:
+        result = extract_partition(input, output, p, shard_index, num_shards)
+    else:
+        result = extract_file(input, output, p)
     if paper_csv:
         write_paper_csv(output, paper_csv)
     typer.echo(f"{result['conversations']} conversations, {result['user_turns']} judged turns -> "
                f"{result['rows']} feedback rows {result['rows_per_category']} in {result['seconds']}s")
+    if result.get("rows_rejected") or result.get("rows_duplicate"):
+        typer.echo(f"{result['rows_rejected']} rows rejected, {result['rows_duplicate']} duplicate conversations "
+                   "dropped", err=True)
     if result.get("requests"):
         typer.echo(f"{result['requests']} requests, {result['prompt_tokens']} prompt + {result['generated_tokens']} "
                    f"generated tokens, {result['parse_failures']} parse failures, {result['unmatched_spans']} "
                    f"unmatched spans; {result.get('shards_resumed', 0)} of {result.get('shards', 0)} shards resumed")
+    _skipped(result)
 
 
 @app.command("extract-merge")
@@ -150,13 +209,26 @@ def extract_merge(
 
     try:
         result = merge_outputs(parts, output)
-    except (FileNotFoundError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    except ValueError as err:
+        raise ParamsError(str(err)) from None
     if paper_csv:
         write_paper_csv(output, paper_csv)
     typer.echo(f"{result['num_shards']} parts: {result['conversations']} conversations -> {result['rows']} "
                f"feedback rows {result['rows_per_category']}")
+
+
+def _read_table(path: Path, what: str) -> Any:
+    """A parquet table, or an input error that names the file."""
+    import pandas as pd
+
+    from natfeed.core.readers import InputError
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file ({what})")
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow's ArrowInvalid and friends for a file that is not parquet
+        raise InputError(f"{path}: not a readable parquet file ({what}): {str(err)[:200]}") from None
 
 
 @app.command()
@@ -170,23 +242,24 @@ def validate(
                                          "profile as the accepted baseline for drift checks."),
     params: Path = ParamsOpt,
 ) -> None:
-    """Check schema, balance and distribution; exit 1 naming every failed check."""
-    import pandas as pd
-
+    """Check schema, balance and distribution; exit 1 naming every failed check (2: not a feedback table)."""
     from natfeed.core.io import write_json
     from natfeed.data.expectations import load_baseline, profile, save_baseline
-    from natfeed.data.validate import summary, validate_tables
+    from natfeed.data.validate import require_columns, summary, validate_tables
 
     cfg = _params(params)
-    conv = pd.read_parquet(conversations) if conversations else None
-    feedback = pd.read_parquet(input)
+    feedback = _read_table(input, "--input")
+    require_columns(feedback, "feedback", str(input))
+    conv = _read_table(conversations, "--conversations") if conversations else None
+    if conv is not None:
+        require_columns(conv, "conversations", str(conversations))
     baseline_path = Path(cfg.paths.expectations_baseline)
     result = validate_tables(conv, feedback, cfg.validate_, load_baseline(baseline_path), docs_dir)
     if report:
         write_json(report, result)
     typer.echo(summary(result), err=not result["passed"])
     if not result["passed"]:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_CHECK_FAILED)
     if accept_baseline and conv is not None:
         save_baseline(profile(conv, feedback), baseline_path)
         typer.echo(f"accepted as baseline: {baseline_path}")
@@ -200,15 +273,16 @@ def build_kto(
     params: Path = ParamsOpt,
 ) -> None:
     """Build KTO (prompt, completion, label) and SFT data, balanced and split by conversation."""
-    import pandas as pd
-
     from natfeed.core.io import write_json
     from natfeed.data.build_kto import build_kto as build
+    from natfeed.data.build_kto import write_frames
+    from natfeed.data.validate import require_columns
 
-    frames, result = build(pd.read_parquet(input), _params(params).build_kto)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for name, frame in frames.items():
-        frame.to_parquet(output_dir / f"{name}.parquet", index=False)
+    p = _params(params).build_kto
+    feedback = _read_table(input, "--input")
+    require_columns(feedback, "feedback", str(input))
+    frames, result = build(feedback, p)
+    write_frames(frames, output_dir)
     write_json(output_dir / "build_kto.json", result)
     typer.echo(f"desirable {result['desirable']}, undesirable {result['undesirable']} "
                f"(weighted ratio {result['weighted_ratio']}); train {result['kto_train_rows']}, "
@@ -222,12 +296,10 @@ def quality(
     report: Path = typer.Option(None, "--report", help="Write the metrics JSON here."),
 ) -> None:
     """Score extracted feedback against gold labels (turn-level detection and category F1)."""
-    import pandas as pd
-
     from natfeed.core.io import write_json
     from natfeed.data.extract_quality import compare, load_gold
 
-    q = compare(pd.read_parquet(feedback), load_gold(gold))
+    q = compare(_read_table(feedback, "--feedback"), load_gold(gold))
     if report:
         write_json(report, q)
     d, m = q["detection"], q["micro"]
@@ -235,12 +307,12 @@ def quality(
                f"category P/R/F1 {m['precision']:.3f}/{m['recall']:.3f}/{m['f1']:.3f}")
 
 
-def _register_params(params: Path):  # -> natfeed.params.RegisterParams
-    """params.yaml's register section, with MLflow pointed at its store (MLFLOW_TRACKING_URI wins)."""
+def _registry(params: Path) -> Any:  # -> natfeed.params.RegisterParams
+    """The project's register section, with MLflow pointed at its existing store (MLFLOW_TRACKING_URI wins)."""
     from natfeed.core.tracking import configure
 
-    cfg = _params(params)
-    configure(cfg.tracking)
+    cfg = _project(params)
+    configure(cfg.tracking, create=False)
     return cfg.register_
 
 
@@ -248,21 +320,15 @@ def _v(version: str | None) -> str:
     return f"v{version}" if version else "unset"
 
 
-def _report_decision(name: str, decide) -> None:  # decide: () -> natfeed.registry.promote.Decision
-    """Run a promotion or rollback; print it; exit 1 when it is refused, 2 on bad input."""
-    from natfeed.registry.promote import RegistryError
-
-    try:
-        decision = decide()
-    except RegistryError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+def _report_decision(name: str, decide: Callable[[], Any]) -> None:
+    """Run a promotion or rollback; print it; exit 1 when it is refused."""
+    decision = decide()
     for failure in decision.failures:
         typer.echo(f"  gate: {failure}", err=True)
     if not decision.applied:
         typer.echo(f"refused ({decision.action}) v{decision.version}: {name}@champion stays "
                    f"{_v(decision.champion_before)}; --force --reason TEXT overrides", err=True)
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_CHECK_FAILED)
     typer.echo(f"{decision.action}: {name}@champion {_v(decision.champion_before)} -> "
                f"v{decision.champion_after} (by {decision.by}; recorded in the tag natfeed.decision)")
 
@@ -273,30 +339,48 @@ ReasonOpt = typer.Option(None, "--reason", help="Why; required with --force, rec
 
 @app.command()
 def promote(
-    version: int = typer.Option(..., "--version", help="Registered model version to make champion."),
+    version: int = typer.Option(..., "--version", help="Registered model version to make champion "
+                                "(`natfeed models` lists them)."),
     force: bool = ForceOpt,
     reason: str = ReasonOpt,
-    params: Path = ParamsOpt,
+    params: Path = ProjectParamsOpt,
 ) -> None:
     """Point the champion alias of register.model_name at a version if register.gate passes."""
     from natfeed.registry import promote as registry
 
-    reg = _register_params(params)
+    reg = _registry(params)
     _report_decision(reg.model_name, lambda: registry.promote(reg.model_name, version, reg.gate, force=force,
                                                               reason=reason))
 
 
 @app.command()
-def rollback(force: bool = ForceOpt, reason: str = ReasonOpt, params: Path = ParamsOpt) -> None:
+def rollback(force: bool = ForceOpt, reason: str = ReasonOpt, params: Path = ProjectParamsOpt) -> None:
     """Give the champion alias back to the version that held it before the current one."""
     from natfeed.registry import promote as registry
 
-    reg = _register_params(params)
+    reg = _registry(params)
     _report_decision(reg.model_name, lambda: registry.rollback(reg.model_name, reg.gate, force=force,
                                                                reason=reason))
 
 
-def main() -> None:  # pragma: no cover
+@app.command()
+def models(
+    as_json: bool = typer.Option(False, "--json", help="JSON (one object per version) for scripts."),
+    params: Path = ProjectParamsOpt,
+) -> None:
+    """List register.model_name's versions: aliases, gate decision, primary metric with CI, lineage."""
+    from natfeed.registry.versions import list_versions, table
+
+    reg = _registry(params)
+    rows = list_versions(reg.model_name)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo(f"{reg.model_name}: {len(rows)} version(s), newest first (* = built from uncommitted changes)")
+    typer.echo(table(rows))
+
+
+def main() -> None:  # pragma: no cover - the console script
     sys.exit(app())
 
 

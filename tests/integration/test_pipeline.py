@@ -94,9 +94,10 @@ def test_every_output_exists_and_counts_reconcile(repo):
     assert reg["version"] == 1 and "champion" in reg["aliases"]
 
 
-def test_champion_loads_and_answers_a_chat(repo):
+def test_champion_loads_and_answers_a_chat(repo, monkeypatch):
     import mlflow
 
+    monkeypatch.chdir(repo)  # the store keeps artifact locations relative to the project root
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/natfeed-policy@champion")
     out = model.predict({"messages": [{"role": "user", "content": "Hello, what is DVC?"}]})
@@ -149,16 +150,48 @@ def test_second_repro_runs_nothing_and_status_is_clean(repo):
     assert "up to date" in status.lower(), status
 
 
+def _ran(out: str) -> set[str]:
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+
+
+def test_a_params_typo_anywhere_stops_repro_before_any_stage(repo):
+    original = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
+    params["tracking"]["experimnt"] = "x"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        res = dvc("repro", cwd=repo, check=False)
+        out = res.stdout + res.stderr
+        assert res.returncode != 0 and "tracking.experimnt: unknown key (did you mean 'experiment'?)" in out, out
+        assert _ran(out) == {"check_params"}, out
+        assert "Traceback" not in out
+    finally:
+        (repo / "params.yaml").write_text(original)
+    assert "up to date" in dvc("status", cwd=repo).stdout.lower()
+
+
+def test_editing_a_module_only_train_uses_reruns_train_and_what_follows(repo):
+    module = repo / "src/natfeed/model/train.py"
+    original = module.read_text()
+    module.write_text(original + "\n# an edit that changes no behaviour\n")
+    try:
+        out = dvc("repro", "--dry", cwd=repo).stdout
+        assert "train" in _ran(out) and _ran(out) <= {"train", "evaluate", "register"}, out
+    finally:
+        module.write_text(original)
+    assert "up to date" in dvc("status", cwd=repo).stdout.lower()
+
+
 def test_build_kto_param_change_reruns_only_build_kto(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["build_kto"]["seed"] = 7
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = dvc("repro", cwd=repo).stdout
-    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    ran = _ran(out)
     upstream = {"ingest", "extract", "extract_quality", "validate"}
     assert "build_kto" in ran and not ran & upstream, out
     # base_model follows build_kto: the test split is held out of its pre-training
-    assert ran <= {"build_kto", "base_model", "train", "evaluate", "register"}, out
+    assert ran <= {"check_params", "build_kto", "base_model", "train", "evaluate", "register"}, out
 
 
 def test_corrupted_feedback_fails_validate(repo, tmp_path):

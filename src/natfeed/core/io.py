@@ -1,19 +1,19 @@
-"""Streaming readers for conversation logs and incremental parquet writers.
+"""Writing outputs so that a failure never loses an earlier result.
 
-Inputs: JSONL, JSONL.gz and parquet, given as one file, a folder of shards or a glob. Records come
-out one at a time with their origin so that a bad line can be quarantined with its location.
+Every output is written to a temporary file beside its target (same folder, so the rename cannot cross
+file systems) and renamed onto it only when the write succeeded: a failed or killed run leaves the
+previous output byte-identical and never a torn file. :class:`ParquetSink` streams rows that way;
+:func:`atomic_path` gives any writer (pandas, csv, pyarrow) the same guarantee.
 """
 
 from __future__ import annotations
 
-import glob
-import gzip
 import hashlib
 import json
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,83 +22,45 @@ import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 
-
-class InputError(ValueError):
-    """The input path names nothing readable."""
-
-
-@dataclass(frozen=True)
-class RawRecord:
-    """One input row: the parsed object, or the reason it could not be parsed (and its raw text)."""
-
-    source_file: str
-    line: int
-    obj: Any = None
-    error: str | None = None
-    raw: str | None = None
-
-
-def resolve_inputs(path: str | Path) -> list[Path]:
-    """Expand a file, a folder of shards or a glob into a sorted list of readable files."""
+def temp_path(path: str | Path) -> Path:
+    """A hidden temporary name beside ``path`` (``out/.x.parquet.<pid>.tmp``)."""
     p = Path(path)
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES))
-    elif p.is_file():
-        files = [p]
-    else:
-        files = sorted(Path(f) for f in glob.glob(str(path), recursive=True) if Path(f).is_file())
-    files = [f for f in files if f.name.endswith(SUFFIXES) and ".rejected." not in f.name]
-    if not files:
-        raise InputError(f"no .jsonl, .jsonl.gz or .parquet files at {path!s}")
-    return files
+    return p.with_name(f".{p.name}.{os.getpid()}.tmp")
 
 
-def _decode_line(source: str, lineno: int, data: bytes) -> RawRecord | None:
-    if not data.strip():
-        return None
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``path``, on an exception it is removed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(target)
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raw = data.decode("utf-8", errors="backslashreplace")
-        return RawRecord(source, lineno, error=f"invalid_utf8: {err.reason} at byte {err.start}", raw=raw)
-    try:
-        return RawRecord(source, lineno, obj=json.loads(text))
-    except json.JSONDecodeError as err:
-        return RawRecord(source, lineno, error=f"invalid_json: {err.msg} (col {err.colno})", raw=text)
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, target)
 
 
-def _iter_jsonl(path: Path) -> Iterator[RawRecord]:
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        for lineno, data in enumerate(fh, start=1):
-            rec = _decode_line(str(path), lineno, data)
-            if rec is not None:
-                yield rec
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write ``path`` so that readers see the old or the new content, never a torn file."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
-def _iter_parquet(path: Path, batch_size: int) -> Iterator[RawRecord]:
-    pf = pq.ParquetFile(path)
-    row = 0
-    for batch in pf.iter_batches(batch_size=batch_size):
-        for obj in batch.to_pylist():
-            row += 1
-            yield RawRecord(str(path), row, obj=obj)
-
-
-def iter_records(path: str | Path, batch_size: int = 2000) -> Iterator[RawRecord]:
-    """Stream every record of every input file, in file order."""
-    for f in resolve_inputs(path):
-        log.info("reading %s", f)
-        if f.name.endswith(".parquet"):
-            yield from _iter_parquet(f, batch_size)
-        else:
-            yield from _iter_jsonl(f)
+def write_json(path: str | Path, data: Any) -> None:
+    """A JSON report, written atomically."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    atomic_write(path, text.encode("utf-8"))
 
 
 class ParquetSink:
-    """Append rows to a parquet file batch by batch; always leaves a valid file (maybe empty)."""
+    """Append rows to a parquet file batch by batch, into a temporary file that becomes ``path`` on
+    :meth:`close`; :meth:`abort` (or leaving the ``with`` block by an exception) discards it, leaving any
+    earlier ``path`` untouched. A closed sink always leaves a valid file (maybe without rows)."""
 
     def __init__(self, path: str | Path, schema: pa.Schema, batch_size: int = 2000) -> None:
         self.path = Path(path)
@@ -107,12 +69,20 @@ class ParquetSink:
         self.rows_written = 0
         self._buffer: list[dict[str, Any]] = []
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = pq.ParquetWriter(self.path, schema)
+        self._tmp = temp_path(self.path)
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._tmp, schema)
 
     def add(self, row: dict[str, Any]) -> None:
         self._buffer.append(row)
         if len(self._buffer) >= self.batch_size:
             self.flush()
+
+    def write_table(self, table: pa.Table) -> None:
+        """Append a whole table (same schema)."""
+        self.flush()
+        if table.num_rows and self._writer is not None:
+            self._writer.write_table(table)
+            self.rows_written += table.num_rows
 
     @property
     def rows(self) -> int:
@@ -120,20 +90,35 @@ class ParquetSink:
         return self.rows_written + len(self._buffer)
 
     def flush(self) -> None:
-        if self._buffer:
+        if self._buffer and self._writer is not None:
             self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
             self.rows_written += len(self._buffer)
             self._buffer = []
 
     def close(self) -> None:
+        """Write what is buffered and put the file in place."""
+        if self._writer is None:
+            return
         self.flush()
         self._writer.close()
+        self._writer = None
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Discard everything written; ``path`` keeps its earlier content."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> ParquetSink:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def sibling(path: str | Path, suffix: str) -> Path:
@@ -143,12 +128,6 @@ def sibling(path: str | Path, suffix: str) -> Path:
     return p.with_name(f"{stem}.{suffix}")
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-
-
 def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
     """MD5 of a file's bytes: the digest DVC records for a file output."""
     digest = hashlib.md5()
@@ -156,15 +135,3 @@ def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``path`` so that readers see the old or the new content, never a torn file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

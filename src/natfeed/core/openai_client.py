@@ -23,10 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-try:  # httpx2 (pydantic's httpx fork, same API) comes with huggingface-hub; plain httpx works too
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover
-    import httpx  # type: ignore[no-redef]
+from natfeed.core.errors import NatfeedError
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +32,21 @@ DNS_HINTS = ("name or service not known", "nodename nor servname", "temporary fa
              "no address associated", "getaddrinfo failed")
 
 
-class EndpointError(RuntimeError):
+class ServerError(NatfeedError, RuntimeError):
+    """A model server failed the run (the base of what a caller stops on)."""
+
+
+class EndpointError(ServerError):
     """The server cannot be used at all (unreachable, wrong key, URL or model): retrying will not help."""
+
+
+def _httpx() -> Any:
+    """httpx2 (pydantic's httpx fork, same API; comes with huggingface-hub), else httpx; imported on use."""
+    try:
+        import httpx2 as httpx
+    except ImportError:  # pragma: no cover
+        import httpx  # type: ignore[no-redef]
+    return httpx
 
 
 @dataclass(frozen=True)
@@ -101,6 +111,7 @@ class OpenAIClient:
         return asyncio.run(self._run(bodies, what))
 
     async def _run(self, bodies: Sequence[dict[str, Any]], what: Sequence[str] | None) -> list[Reply]:
+        httpx = _httpx()
         sem = asyncio.Semaphore(self.config.concurrency)
         limits = httpx.Limits(max_connections=self.config.concurrency)
         async with httpx.AsyncClient(timeout=httpx.Timeout(self.config.timeout_s), limits=limits) as http:
@@ -127,6 +138,7 @@ class OpenAIClient:
     async def _attempt(self, http: Any, body: dict[str, Any], attempt: int
                        ) -> tuple[str, str, str | None, Reply | None]:
         """One try: (reason, text, Retry-After, None) to retry, or (.., a final Reply)."""
+        httpx = _httpx()
         self.stats["requests"] += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from natfeed.core.conversation import Conversation
-from natfeed.core.io import RawRecord
 from natfeed.core.language import UNKNOWN, normalise_language
+from natfeed.core.readers import RawRecord
 
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from natfeed.core.io import file_md5
+from natfeed.core.mlflow_store import relativise, require_store, sqlite_path
 from natfeed.params.tracking import TrackingParams
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,19 @@ def git_commit() -> tuple[str, bool]:
         return sha.strip(), bool(dirty.strip())
     except (OSError, subprocess.CalledProcessError):
         return "unknown", False
+
+
+def git_branch() -> str | None:
+    """The checked-out branch; ``GITHUB_REF_NAME`` on GitHub Actions push runs; None outside git; ``HEAD`` when
+    detached."""
+    if os.environ.get("GITHUB_REF_TYPE") == "branch" and os.environ.get("GITHUB_EVENT_NAME") == "push":
+        return os.environ.get("GITHUB_REF_NAME")
+    try:
+        out = subprocess.run(["git", "rev-parse", "--abbrev-ref", "HEAD"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out or None
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -85,21 +99,31 @@ def _parent_run(mlflow: Any, experiment_id: str, tags: dict[str, str]) -> str:
     return run.info.run_id
 
 
-def configure(params: TrackingParams) -> str:
-    """Point MLflow at the store and experiment; return the experiment id."""
+def configure(params: TrackingParams, create: bool = True) -> str:
+    """Point MLflow at the store and experiment; return the experiment id. With ``create=False`` a missing
+    local store is an error (:class:`natfeed.core.mlflow_store.StoreError`) instead of a new empty one."""
     import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     uri = os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_path(uri)
+    if not create:
+        require_store(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
+    relative = db is not None and not Path(params.artifact_location).is_absolute()
     exp = mlflow.get_experiment_by_name(params.experiment)
-    if exp is not None:
-        return exp.experiment_id
-    location = None if "MLFLOW_TRACKING_URI" in os.environ else Path(params.artifact_location).resolve().as_uri()
-    return mlflow.create_experiment(params.experiment, artifact_location=location)
+    if exp is None:
+        location = Path(params.artifact_location).resolve().as_uri() if db is not None else None
+        experiment_id = mlflow.create_experiment(params.experiment, artifact_location=location)
+    else:
+        experiment_id = exp.experiment_id
+    if relative and db is not None and relativise(db, params.experiment, params.artifact_location):
+        log.info("MLflow store %s: artifact locations made relative to the project (%s)", db,
+                 params.artifact_location)
+    return experiment_id
 
 
 class StageRun:

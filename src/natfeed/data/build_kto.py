@@ -13,10 +13,12 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from natfeed.core.io import atomic_path
 from natfeed.params import BuildKtoParams
 
 
@@ -118,3 +120,15 @@ def build_kto(feedback: pd.DataFrame, p: BuildKtoParams) -> tuple[dict[str, pd.D
         "test_conversations": len(test_ids),
     }
     return frames, report
+
+
+def write_frames(frames: dict[str, pd.DataFrame], out_dir: str | Path) -> list[Path]:
+    """Write each frame to ``out_dir/<name>.parquet`` atomically (an earlier file stays until the new one
+    is complete)."""
+    paths = []
+    for name, frame in frames.items():
+        path = Path(out_dir) / f"{name}.parquet"
+        with atomic_path(path) as tmp:
+            frame.to_parquet(tmp, index=False)
+        paths.append(path)
+    return paths

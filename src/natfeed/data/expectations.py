@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from natfeed.core.categories import CATEGORIES
+from natfeed.core.io import atomic_write
+from natfeed.core.readers import InputError
 from natfeed.params.data import Bounds, ExpectationsParams
 
 if TYPE_CHECKING:
@@ -109,17 +111,16 @@ def load_baseline(path: str | Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); delete it and re-accept a baseline") from None
+        raise InputError(f"{path} is not valid JSON ({err}); delete it and re-accept a baseline") from None
     if not isinstance(data, dict) or data.get("version") != PROFILE_VERSION:
-        raise ValueError(f"{path} is not a version-{PROFILE_VERSION} profile; delete it and re-accept a baseline")
+        raise InputError(f"{path} is not a version-{PROFILE_VERSION} profile; delete it and re-accept a baseline")
     return data
 
 
 def save_baseline(profile_: dict[str, Any], path: str | Path) -> Path:
     """Save ``profile_`` as the last accepted version (``natfeed validate --accept-baseline``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(profile_, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    atomic_write(path, (json.dumps(profile_, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return path
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from natfeed.core.categories import CATEGORIES, NONE, feedback_turn_to_user_turn
+from natfeed.core.errors import NatfeedError
 
 LABELS: tuple[str, ...] = (*CATEGORIES, NONE)
 """Row/column order of the confusion matrix."""
@@ -115,7 +116,7 @@ def extraction_quality(gold: Labels, pred: Labels) -> dict[str, Any]:
 Key = tuple[str, int]
 
 
-class GoldError(ValueError):
+class GoldError(NatfeedError, ValueError):
     """A gold label file is malformed."""
 
 

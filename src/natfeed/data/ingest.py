@@ -18,8 +18,9 @@ from typing import Any
 from tqdm import tqdm
 
 from natfeed.core.conversation import Conversation
-from natfeed.core.io import ParquetSink, RawRecord, iter_records, sibling
+from natfeed.core.io import ParquetSink, sibling
 from natfeed.core.language import UNKNOWN, detect_language, normalise_language
+from natfeed.core.readers import RawRecord, iter_files, scan_inputs
 from natfeed.core.records import Malformed, normalise_record, rejected_row
 from natfeed.core.tables import CONVERSATION_SCHEMA, FILTERED_SCHEMA, REJECTED_SCHEMA
 from natfeed.params import IngestParams
@@ -48,6 +49,7 @@ class IngestCounts:
             "rows_kept": self.rows_kept,
             "rows_rejected": sum(self.rejected.values()),
             "rows_filtered": sum(self.filtered.values()),
+            "rows_duplicate": self.filtered.get("duplicate_id", 0),
             "rejected_by_reason": dict(sorted(self.rejected.items())),
             "filtered_by_filter": dict(sorted(self.filtered.items())),
             "languages_kept": dict(self.languages.most_common()),
@@ -85,7 +87,10 @@ class Ingestor:
         if conv.language != UNKNOWN or not self.params.detect_language or conv.extra.get("language_given"):
             return conv
         self.counts.languages_detected += 1
-        return Conversation(**{**conv.__dict__, "language": detect_language(_user_text(conv))})
+        p = self.params
+        language = detect_language(_user_text(conv), min_confidence=p.language_min_confidence,
+                                   min_letters=p.language_min_letters)
+        return Conversation(**{**conv.__dict__, "language": language})
 
 
 def ingest_records(records: Iterable[RawRecord], output: str | Path, params: IngestParams) -> dict[str, Any]:
@@ -122,7 +127,14 @@ def ingest_records(records: Iterable[RawRecord], output: str | Path, params: Ing
 
 
 def run_ingest(input_path: str | Path, output: str | Path, params: IngestParams) -> dict[str, Any]:
-    """Ingest every file at ``input_path`` (file, folder of shards or glob) into ``output``."""
-    report = ingest_records(iter_records(input_path, params.batch_size), output, params)
-    report.update({"input": str(input_path), "output": str(output)})
+    """Ingest every file at ``input_path`` (file, folder of shards or glob) into ``output``.
+
+    Raises :class:`natfeed.core.readers.InputError` before anything is written when the input names
+    nothing readable; an input without rows gives empty (schema-valid) outputs and a warning."""
+    scan = scan_inputs(input_path)
+    report = ingest_records(iter_files(scan.files, params.batch_size), output, params)
+    report.update({"input": str(input_path), "output": str(output), "files_read": len(scan.files),
+                   "skipped_files": scan.skipped, "empty_input": report["rows_read"] == 0})
+    if report["empty_input"]:
+        log.warning("ingest: %s holds no rows: wrote empty outputs", input_path)
     return report

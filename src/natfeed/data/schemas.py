@@ -108,33 +108,43 @@ def turn_inside_conversation_check() -> pa.Check:
     )
 
 
-def balance_checks(p: BalanceParams) -> list[pa.Check]:
-    """Dataset-level balance rules from params (each yields one scalar pass/fail)."""
-
-    def shares(df: pd.DataFrame) -> pd.Series:
-        return df["category"].value_counts(normalize=True).reindex(list(CATEGORIES), fill_value=0.0)
-
-    def pos_neg(df: pd.DataFrame) -> float:
-        pos, neg = int((df["label"] == 1).sum()), int((df["label"] == -1).sum())
-        return pos / neg if neg else float("inf")
-
-    return [
-        pa.Check(lambda df: len(df) >= p.min_rows, name="min_rows",
-                 description=f"at least {p.min_rows} rows"),
-        pa.Check(lambda df: bool((shares(df) >= p.min_category_share).all()), name="min_category_share",
-                 description=f"a category's share is below {p.min_category_share}"),
-        pa.Check(lambda df: bool((shares(df) <= p.max_category_share).all()), name="max_category_share",
-                 description=f"a category's share is above {p.max_category_share}"),
-        pa.Check(lambda df: p.min_pos_neg_ratio <= pos_neg(df) <= p.max_pos_neg_ratio, name="pos_neg_ratio",
-                 description=f"positive:negative ratio outside [{p.min_pos_neg_ratio}, {p.max_pos_neg_ratio}]"),
-    ]
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
 
 
-def feedback_schema(balance: BalanceParams | None = None, with_turns: bool = False) -> pa.DataFrameSchema:
-    """The feedback schema plus the params' balance checks (and the turn-range check)."""
+def balance_failures(feedback: pd.DataFrame, p: BalanceParams) -> list[dict[str, Any]]:
+    """The dataset-level balance rules of ``validate.balance``, each failure naming the rule, the observed
+    value and the allowed range (``share of positive_feedback 0.71 > max 0.6``)."""
+    out: list[dict[str, Any]] = []
+
+    def fail(check: str, column: str, observed: float, message: str) -> None:
+        out.append({"table": "feedback", "check": check, "column": column, "count": 1,
+                    "observed": round(float(observed), 4), "message": message})
+
+    n = len(feedback)
+    if n < p.min_rows:
+        fail("min_rows", "<table>", n, f"feedback rows {n} < min {p.min_rows}")
+    if n == 0:
+        return out
+    shares = feedback["category"].value_counts(normalize=True).reindex(list(CATEGORIES), fill_value=0.0)
+    for cat, share in shares.items():
+        if share < p.min_category_share:
+            fail("min_category_share", "category", share,
+                 f"share of {cat} {_fmt(share)} < min {_fmt(p.min_category_share)}")
+        if share > p.max_category_share:
+            fail("max_category_share", "category", share,
+                 f"share of {cat} {_fmt(share)} > max {_fmt(p.max_category_share)}")
+    pos, neg = int((feedback["label"] == 1).sum()), int((feedback["label"] == -1).sum())
+    ratio = pos / neg if neg else float("inf")
+    if not p.min_pos_neg_ratio <= ratio <= p.max_pos_neg_ratio:
+        fail("pos_neg_ratio", "label", ratio if neg else -1.0, f"positive:negative ratio {pos}:{neg} = "
+             f"{_fmt(ratio)} outside [{_fmt(p.min_pos_neg_ratio)}, {_fmt(p.max_pos_neg_ratio)}]")
+    return out
+
+
+def feedback_schema(with_turns: bool = False) -> pa.DataFrameSchema:
+    """The feedback schema (row rules), plus the turn-range check when the conversations are known."""
     schema = copy.deepcopy(FeedbackModel.to_schema())
-    extra = balance_checks(balance) if balance is not None else []
     if with_turns:
-        extra.append(turn_inside_conversation_check())
-    schema.checks = list(schema.checks) + extra
+        schema.checks = [*schema.checks, turn_inside_conversation_check()]
     return schema

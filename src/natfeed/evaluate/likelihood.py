@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from natfeed.core.device import resolve_device, resolve_dtype
+from natfeed.core.errors import NatfeedError
 
 log = logging.getLogger(__name__)
 
 Messages = Sequence[Mapping[str, str]]
 
 
-class ChatTemplateError(ValueError):
+class ChatTemplateError(NatfeedError, ValueError):
     """The tokenizer cannot render conversations."""
 
 

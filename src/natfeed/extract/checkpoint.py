@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from natfeed.core.io import atomic_write, file_md5, resolve_inputs
+from natfeed.core.io import atomic_write, file_md5
 from natfeed.core.tables import FEEDBACK_SCHEMA
 from natfeed.extract.llm.prompts import PROMPT_VERSION
 
@@ -49,9 +49,9 @@ def _semantic(section: dict[str, Any], operational: frozenset[str]) -> dict[str,
     return {k: v for k, v in sorted(section.items()) if k not in operational}
 
 
-def run_key(input_path: str | Path, params: ExtractParams, identity: str) -> tuple[str, dict[str, Any]]:
-    """The shard folder name of this input + configuration, and what it was computed from."""
-    inputs = [{"name": f.name, "size": f.stat().st_size, "md5": file_md5(f)} for f in resolve_inputs(input_path)]
+def run_key(files: list[Path], params: ExtractParams, identity: str) -> tuple[str, dict[str, Any]]:
+    """The shard folder name of these input files + configuration, and what it was computed from."""
+    inputs = [{"name": f.name, "size": f.stat().st_size, "md5": file_md5(f)} for f in files]
     dump = params.model_dump()
     name = BACKEND_SECTION.get(params.backend, params.backend)
     section = dump.get(name)
@@ -72,7 +72,8 @@ class ShardStore:
     """The shards and manifest of one run key."""
 
     def __init__(self, root: str | Path, key: str, config: dict[str, Any]) -> None:
-        self.dir = Path(root) / key
+        self.root = Path(root)
+        self.dir = self.root / key
         self.dir.mkdir(parents=True, exist_ok=True)
         self.manifest_path = self.dir / "manifest.json"
         if self.manifest_path.exists():

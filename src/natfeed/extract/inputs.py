@@ -1,61 +1,116 @@
-"""Conversation batches for the extractors: from an ingested parquet, or raw logs normalised on the fly."""
+"""Conversation batches for the extractors: from an ingested parquet, or raw logs normalised on the fly.
+
+Nothing is lost silently: every input row is counted as read, and ends up extracted, rejected (a raw
+row that is not a conversation, written to the ``rejected`` sink with its reason) or filtered (a
+conversation id seen before, first kept), so ``rows_read = rows_kept + rows_rejected + rows_filtered``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 
 from natfeed.core.conversation import Conversation
-from natfeed.core.io import ParquetSink, iter_records, resolve_inputs
-from natfeed.core.language import UNKNOWN, detect_languages
+from natfeed.core.io import ParquetSink
+from natfeed.core.language import MIN_CONFIDENCE, MIN_LETTERS, UNKNOWN, detect_languages
+from natfeed.core.readers import InputScan, is_parquet, iter_files, scan_inputs
 from natfeed.core.records import Malformed, normalise_record, rejected_row
 from natfeed.core.tables import CONVERSATION_SCHEMA
 
 
-def _is_normalised(path: str | Path) -> bool:
-    files = resolve_inputs(path)
-    if not all(f.name.endswith(".parquet") for f in files):
+def is_normalised(files: list[Path]) -> bool:
+    """Whether ``files`` are ingested conversations (parquet with the conversation columns)."""
+    if not all(is_parquet(f) for f in files):
         return False
     return set(CONVERSATION_SCHEMA.names) <= set(pq.read_schema(files[0]).names)
 
 
-def with_languages(batch: list[Conversation]) -> list[Conversation]:
+def with_languages(batch: list[Conversation], min_confidence: float = MIN_CONFIDENCE,
+                   min_letters: int = MIN_LETTERS) -> list[Conversation]:
+    """Detect the language of the conversations that have none (given languages are kept)."""
     todo = [i for i, c in enumerate(batch) if c.language == UNKNOWN and not c.extra.get("language_given")]
     texts = ["\n".join(m["content"][:300] for m in batch[i].messages if m["role"] == "user") for i in todo]
-    for i, lang in zip(todo, detect_languages(texts), strict=True):
+    for i, lang in zip(todo, detect_languages(texts, min_confidence=min_confidence, min_letters=min_letters),
+                       strict=True):
         batch[i] = Conversation(**{**batch[i].__dict__, "language": lang})
     return batch
 
 
-def iter_conversation_batches(
-    path: str | Path, batch_size: int, rejected: ParquetSink | None = None, detect_language: bool = True
-) -> Iterator[list[Conversation]]:
-    """Batches of conversations from an ingested parquet, or from raw logs normalised on the fly
-    (malformed raw rows go to ``rejected`` with their reason)."""
-    for batch, raw in tagged_batches(path, batch_size, rejected):
-        yield with_languages(batch) if raw and detect_language else batch
+@dataclass
+class ConversationReader:
+    """Reads ``path`` in batches of ``batch_size`` conversations, counting what happens to every row."""
+
+    path: str | Path
+    batch_size: int
+    rejected: ParquetSink | None = None
+    scan: InputScan = field(init=False)
+    rows_read: int = 0
+    rows_kept: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+    _seen: set[str] = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        self.scan = scan_inputs(self.path)  # an unreadable input fails here, before any output is opened
+
+    @property
+    def normalised(self) -> bool:
+        return is_normalised(self.scan.files)
+
+    def counts(self) -> dict[str, Any]:
+        """The row accounting for the extract report."""
+        return {"rows_read": self.rows_read, "rows_kept": self.rows_kept, "rows_rejected": self.rows_rejected,
+                "rows_filtered": self.rows_duplicate, "rows_duplicate": self.rows_duplicate,
+                "files_read": len(self.scan.files), "skipped_files": self.scan.skipped,
+                "empty_input": self.rows_read == 0}
+
+    def _keep(self, conv: Conversation) -> bool:
+        if conv.conversation_id in self._seen:
+            self.rows_duplicate += 1
+            return False
+        self._seen.add(conv.conversation_id)
+        self.rows_kept += 1
+        return True
+
+    def _conversations(self) -> Iterator[Conversation]:
+        if self.normalised:
+            for f in self.scan.files:
+                for batch in pq.ParquetFile(f).iter_batches(batch_size=self.batch_size):
+                    for row in batch.to_pylist():
+                        self.rows_read += 1
+                        yield Conversation.from_row(row)
+            return
+        for rec in iter_files(self.scan.files, self.batch_size):
+            self.rows_read += 1
+            try:
+                yield normalise_record(rec)
+            except Malformed as err:
+                self.rows_rejected += 1
+                if self.rejected is not None:
+                    self.rejected.add(rejected_row(rec, err.reason, err.detail))
+
+    def batches(self) -> Iterator[list[Conversation]]:
+        """Batches of distinct conversations, in input order (languages not yet detected)."""
+        buf: list[Conversation] = []
+        for conv in self._conversations():
+            if self._keep(conv):
+                buf.append(conv)
+            if len(buf) >= self.batch_size:
+                yield buf
+                buf = []
+        if buf:
+            yield buf
 
 
-def tagged_batches(path: str | Path, batch_size: int, rejected: ParquetSink | None
-                   ) -> Iterator[tuple[list[Conversation], bool]]:
-    """(batch, whether it came from raw logs, whose languages may still need detecting)."""
-    if _is_normalised(path):
-        for f in resolve_inputs(path):
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_size):
-                yield [Conversation.from_row(r) for r in batch.to_pylist()], False
-        return
-    buf: list[Conversation] = []
-    for rec in iter_records(path, batch_size):
-        try:
-            buf.append(normalise_record(rec))
-        except Malformed as err:
-            if rejected is not None:
-                rejected.add(rejected_row(rec, err.reason, err.detail))
-            continue
-        if len(buf) >= batch_size:
-            yield buf, True
-            buf = []
-    if buf:
-        yield buf, True
+def iter_conversation_batches(path: str | Path, batch_size: int, rejected: ParquetSink | None = None,
+                              detect_language: bool = True, min_confidence: float = MIN_CONFIDENCE,
+                              min_letters: int = MIN_LETTERS) -> Iterator[list[Conversation]]:
+    """Batches of distinct conversations from ``path``; raw logs get their missing languages detected."""
+    reader = ConversationReader(path, batch_size, rejected)
+    detect = detect_language and not reader.normalised
+    for batch in reader.batches():
+        yield with_languages(batch, min_confidence, min_letters) if detect else batch

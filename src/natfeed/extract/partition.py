@@ -47,9 +47,10 @@ def split_indices(keys: Sequence[str], num_shards: int) -> list[list[int]]:
 
 
 # -- several jobs or machines --------------------------------------------------------------------
-def partition_path(params: ExtractParams, input_path: str | Path, index: int, num_shards: int) -> Path:
+def partition_path(root: Path, input_path: str | Path, index: int, num_shards: int) -> Path:
+    """Where job ``index`` keeps its conversations: ``<shard root>/partitions/<input stem>-i-of-n.parquet``."""
     stem = Path(str(input_path).rstrip("/*")).name.split(".")[0] or "input"
-    return Path(params.shard_dir) / "partitions" / f"{stem}-{index:03d}-of-{num_shards:03d}.parquet"
+    return root / "partitions" / f"{stem}-{index:03d}-of-{num_shards:03d}.parquet"
 
 
 def write_partition(input_path: str | Path, out: str | Path, index: int, num_shards: int,
@@ -61,7 +62,8 @@ def write_partition(input_path: str | Path, out: str | Path, index: int, num_sha
     kept = seen = 0
     rejected = ParquetSink(sibling(out, "rejected.parquet"), REJECTED_SCHEMA, 1000) if index == 0 else None
     with ParquetSink(out, CONVERSATION_SCHEMA, 2000) as sink:
-        for batch in iter_conversation_batches(input_path, params.batch_size, rejected, params.detect_language):
+        for batch in iter_conversation_batches(input_path, params.batch_size, rejected, params.detect_language,
+                                               params.language_min_confidence, params.language_min_letters):
             for conv in batch:
                 seen += 1
                 if shard_of(conv.conversation_id, num_shards) == index:
@@ -87,21 +89,20 @@ def merge_outputs(parts: Sequence[str | Path], output: str | Path) -> dict[str, 
     if len(n) != 1 or indices != list(range(next(iter(n)) or 0)):
         raise ValueError(f"parts are shards {indices} of {sorted(n, key=str)}: give every shard 0..n-1 of one "
                          "run exactly once")
+    merged: dict[str, Any] = {k: sum(int(r.get(k) or 0) for r in reports) for k in SUMMED}
     per_category: Counter[str] = Counter()
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    with pq.ParquetWriter(output, FEEDBACK_SCHEMA) as writer:
+    with ParquetSink(output, FEEDBACK_SCHEMA) as sink:  # an exception below leaves an earlier output as it was
         for p in sorted(parts, key=lambda q: _read_report(sibling(q, "report.json"))["shard_index"]):
             table = pq.read_table(p, schema=FEEDBACK_SCHEMA)
-            writer.write_table(table)
+            sink.write_table(table)
             per_category.update(table.column("category").to_pylist())
-    merged: dict[str, Any] = {k: sum(int(r.get(k) or 0) for r in reports) for k in SUMMED}
+        if merged["rows"] != sum(per_category.values()):
+            raise ValueError(f"reports count {merged['rows']} rows but the parts hold {sum(per_category.values())}")
     seconds = max(float(r.get("seconds") or 0) for r in reports)
     merged.update({"input": reports[0].get("input"), "output": str(output), "extractor": reports[0].get("extractor"),
                    "num_shards": len(reports), "rows_per_category": dict(sorted(per_category.items())),
                    "seconds": round(seconds, 3),
                    "conversations_per_second": round(merged["conversations"] / seconds, 3) if seconds else None})
-    if merged["rows"] != sum(per_category.values()):
-        raise ValueError(f"reports count {merged['rows']} rows but the parts hold {sum(per_category.values())}")
     write_json(sibling(output, "report.json"), merged)
     return merged
 

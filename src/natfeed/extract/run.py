@@ -1,4 +1,9 @@
-"""Run an extractor over a conversations file and write feedback.parquet and its report."""
+"""Run an extractor over a conversations file and write feedback.parquet and its report.
+
+Outputs are written atomically (:mod:`natfeed.core.io`): a failed run leaves an earlier output, its
+rejected rows and its report untouched. The report accounts for every input row:
+``rows_read = rows_kept + rows_rejected + rows_filtered`` (filtered = a conversation id seen before).
+"""
 
 from __future__ import annotations
 
@@ -17,12 +22,14 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from natfeed.core.conversation import Conversation, judged_turns
-from natfeed.core.io import ParquetSink, sibling, write_json
+from natfeed.core.errors import NatfeedError
+from natfeed.core.io import ParquetSink, atomic_path, atomic_write, sibling, write_json
+from natfeed.core.openai_client import ServerError
 from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
 from natfeed.extract.backends import make_extractor
 from natfeed.extract.base import Extractor, feedback_row
 from natfeed.extract.checkpoint import ShardStore, run_key
-from natfeed.extract.inputs import iter_conversation_batches, tagged_batches, with_languages
+from natfeed.extract.inputs import ConversationReader, with_languages
 from natfeed.extract.llm.base import STAT_KEYS as LLM_STAT_KEYS
 from natfeed.extract.partition import partition_path, write_partition
 from natfeed.params import ExtractParams
@@ -32,6 +39,18 @@ log = logging.getLogger(__name__)
 PAPER_COLUMNS = ("conversation_id", "feedback_turn", "category", "label")
 PER_TURN_BACKENDS = {"heuristic"}
 """Backends whose work is plain Python per turn, so they scale with worker processes."""
+
+
+class ExtractionStopped(NatfeedError, RuntimeError):
+    """An LLM extraction stopped part way (the server failed); its finished shards are kept."""
+
+
+def shard_root(params: ExtractParams, output: str | Path) -> Path:
+    """``extract.shard_dir``, or ``<output folder>/.<output stem>.shards`` when it is not set."""
+    if params.shard_dir:
+        return Path(params.shard_dir)
+    out = Path(output)
+    return out.parent / f".{out.name.split('.')[0]}.shards"
 
 
 def _extract_rows(extractor: Extractor, batch: list[Conversation]) -> tuple[list[dict[str, Any]], int, int]:
@@ -73,8 +92,11 @@ def _results(batches: Iterable[list[Conversation]], params: ExtractParams, extra
             yield fut.result()
 
 
-def extractor_identity(params: ExtractParams, extractor: Extractor | None) -> str:
-    return (extractor or make_extractor(params)).identity
+def _prepared(reader: ConversationReader, params: ExtractParams) -> Iterator[list[Conversation]]:
+    """The reader's batches with missing languages detected (raw logs only)."""
+    detect = params.detect_language and not reader.normalised
+    for batch in reader.batches():
+        yield with_languages(batch, params.language_min_confidence, params.language_min_letters) if detect else batch
 
 
 def extract_file(
@@ -82,50 +104,48 @@ def extract_file(
 ) -> dict[str, Any]:
     """Extract feedback from every conversation at ``input_path`` into ``output``.
 
-    LLM backends (``resumable`` extractors) work in shards under ``params.shard_dir`` and continue
-    where a killed run stopped. Writes ``<output stem>.report.json`` too and returns the report."""
+    LLM backends (``resumable`` extractors) work in shards under :func:`shard_root` and continue where a
+    killed run stopped. Writes ``<output stem>.report.json`` too and returns the report."""
+    reader = ConversationReader(input_path, params.batch_size)  # raises InputError before writing anything
     if extractor is None and params.backend not in PER_TURN_BACKENDS:
         extractor = make_extractor(params)
     if extractor is not None and getattr(extractor, "resumable", False):
-        return _extract_sharded(input_path, output, params, extractor)
-    identity = extractor_identity(params, extractor)
+        return _extract_sharded(reader, output, params, extractor)
+    identity = (extractor or make_extractor(params)).identity
     start = time.perf_counter()
-    conversations = user_turns = 0
+    user_turns = 0
     per_category: Counter[str] = Counter()
     with (
         ParquetSink(output, FEEDBACK_SCHEMA, 5000) as sink,
         ParquetSink(sibling(output, "rejected.parquet"), REJECTED_SCHEMA, 1000) as rejected,
     ):
+        reader.rejected = rejected
         bar = tqdm(desc=f"extract ({identity})", unit=" conv", disable=None)
-        batches = iter_conversation_batches(input_path, params.batch_size, rejected, params.detect_language)
-        for rows, n_conv, n_turns in _results(batches, params, extractor):
+        for rows, n_conv, n_turns in _results(_prepared(reader, params), params, extractor):
             for row in rows:
                 sink.add(row)
                 per_category[row["category"]] += 1
-            conversations += n_conv
             user_turns += n_turns
             bar.update(n_conv)
         bar.close()
-        rows_rejected = rejected.rows
     seconds = time.perf_counter() - start
-    counters = {k: 0 for k in LLM_STAT_KEYS}
-    report = _report(input_path, output, identity, conversations, rows_rejected, user_turns, per_category,
-                     seconds, conversations, counters)
+    report = _report(reader, output, identity, user_turns, per_category, seconds, reader.rows_kept, {})
     write_json(sibling(output, "report.json"), report)
     log.info("extract: %d conversations, %d judged turns, %d feedback rows in %.1fs",
-             conversations, user_turns, report["rows"], seconds)
+             reader.rows_kept, user_turns, report["rows"], seconds)
     return report
 
 
-def _report(input_path: str | Path, output: str | Path, identity: str, conversations: int, rows_rejected: int,
-            user_turns: int, per_category: Counter[str], seconds: float, done_now: int,
-            counters: dict[str, int]) -> dict[str, Any]:
+def _report(reader: ConversationReader, output: str | Path, identity: str, user_turns: int,
+            per_category: Counter[str], seconds: float, done_now: int, counters: dict[str, int]) -> dict[str, Any]:
+    if reader.rows_read == 0:
+        log.warning("extract: %s holds no rows: wrote an empty feedback table", reader.path)
     return {
-        "input": str(input_path),
+        "input": str(reader.path),
         "output": str(output),
         "extractor": identity,
-        "conversations": conversations,
-        "rows_rejected": rows_rejected,
+        "conversations": reader.rows_kept,
+        **reader.counts(),
         "user_turns": user_turns,
         "rows": sum(per_category.values()),
         "rows_per_category": dict(sorted(per_category.items())),
@@ -135,88 +155,89 @@ def _report(input_path: str | Path, output: str | Path, identity: str, conversat
     }
 
 
-def _extract_sharded(input_path: str | Path, output: str | Path, params: ExtractParams, extractor: Extractor
+def _extract_sharded(reader: ConversationReader, output: str | Path, params: ExtractParams, extractor: Extractor
                      ) -> dict[str, Any]:
     """The resumable path: each batch is a shard; finished shards (in the manifest) are skipped."""
-    key, config = run_key(input_path, params, extractor.identity)
-    store = ShardStore(params.shard_dir, key, config)
+    key, config = run_key(reader.scan.files, params, extractor.identity)
+    store = ShardStore(shard_root(params, output), key, config)
     done = store.done
     if done:
         log.info("extract: resuming %s: %d shards already done in %s", extractor.identity, len(done), store.dir)
     start = time.perf_counter()
     done_now = 0
     with ParquetSink(sibling(output, "rejected.parquet"), REJECTED_SCHEMA, 1000) as rejected:
+        reader.rejected = rejected
         bar = tqdm(desc=f"extract ({extractor.identity})", unit=" conv", disable=None)
-        for index, (batch, raw) in enumerate(tagged_batches(input_path, params.batch_size, rejected)):
+        for index, batch in enumerate(reader.batches()):
             if index in done:
                 _check_shard(done[index], batch, store.shard_path(index))
                 bar.update(len(batch))
                 continue
-            if raw and params.detect_language:
-                batch = with_languages(batch)
-            shard_start = time.perf_counter()
-            rows, n_conv, n_turns = _extract_rows(extractor, batch)
-            counters, failures = extractor.take_stats()  # type: ignore[attr-defined]
-            info = {"conversations": n_conv, "user_turns": n_turns, "rows": len(rows),
-                    "first_id": batch[0].conversation_id, "last_id": batch[-1].conversation_id,
-                    "seconds": round(time.perf_counter() - shard_start, 6), **counters}
-            store.write(index, rows, [f.to_dict() for f in failures], info)
-            done_now += n_conv
-            bar.update(n_conv)
+            done_now += _run_shard(extractor, batch, index, store, params, reader.normalised)
+            bar.update(len(batch))
         bar.close()
-        rows_rejected = rejected.rows
-    report = _assemble(store, output, params)
-    seconds = time.perf_counter() - start
-    totals = report["totals"]
-    result = _report(input_path, output, extractor.identity, totals["conversations"], rows_rejected,
-                     totals["user_turns"], report["per_category"], seconds, done_now, totals)
-    if not done_now and report["shard_seconds"] > 0:  # everything resumed: the shards' own throughput
-        result["conversations_per_second"] = round(totals["conversations"] / report["shard_seconds"], 3)
+    per_category, totals, shard_seconds = _assemble(store, output)
+    failures_path = store.root.parent / f"{Path(output).name.split('.')[0]}.parse_failures.jsonl"
+    atomic_write(failures_path, "".join(line + "\n" for line in store.failures()).encode("utf-8"))
+    result = _report(reader, output, extractor.identity, totals["user_turns"], per_category,
+                     time.perf_counter() - start, done_now, totals)
+    if not done_now and shard_seconds > 0:  # everything resumed: the shards' own throughput
+        result["conversations_per_second"] = round(totals["conversations"] / shard_seconds, 3)
     result.update({"mode": params.mode, "shards": len(store.done), "shards_resumed": len(done),
-                   "shard_seconds": round(report["shard_seconds"], 3),
-                   "conversations_this_run": done_now, "shard_dir": str(store.dir),
-                   "parse_failures_file": str(report["failures_path"])})
+                   "shard_seconds": round(shard_seconds, 3), "conversations_this_run": done_now,
+                   "shard_dir": str(store.dir), "parse_failures_file": str(failures_path)})
     write_json(sibling(output, "report.json"), result)
     log.info("extract: %d conversations (%d this run), %d requests, %d feedback rows, %d parse failures, "
              "%d unmatched spans in %.1fs", totals["conversations"], done_now, totals["requests"],
-             result["rows"], totals["parse_failures"], totals["unmatched_spans"], seconds)
+             result["rows"], totals["parse_failures"], totals["unmatched_spans"], result["seconds"])
     return result
+
+
+def _run_shard(extractor: Extractor, batch: list[Conversation], index: int, store: ShardStore,
+               params: ExtractParams, normalised: bool) -> int:
+    """Extract one shard and commit it to the store; a server failure stops the run, naming what is kept."""
+    if params.detect_language and not normalised:
+        batch = with_languages(batch, params.language_min_confidence, params.language_min_letters)
+    shard_start = time.perf_counter()
+    try:
+        rows, n_conv, n_turns = _extract_rows(extractor, batch)
+    except ServerError as err:
+        raise ExtractionStopped(f"{err}\n{len(store.done)} shard(s) of this run are done and kept in {store.dir}: "
+                                "rerun the same command to continue from there") from err
+    counters, failures = extractor.take_stats()  # type: ignore[attr-defined]
+    info = {"conversations": n_conv, "user_turns": n_turns, "rows": len(rows),
+            "first_id": batch[0].conversation_id, "last_id": batch[-1].conversation_id,
+            "seconds": round(time.perf_counter() - shard_start, 6), **counters}
+    store.write(index, rows, [f.to_dict() for f in failures], info)
+    return n_conv
 
 
 def _check_shard(info: dict[str, Any], batch: list[Conversation], path: Path) -> None:
     got = (len(batch), batch[0].conversation_id, batch[-1].conversation_id)
     want = (info["conversations"], info["first_id"], info["last_id"])
     if got != want or not path.exists():
-        raise RuntimeError(f"shard {path} does not match the input (expected {want}, read {got}); delete "
-                           f"{path.parent} to start this run afresh")
+        raise ExtractionStopped(f"shard {path} does not match the input (expected {want}, read {got}); delete "
+                                f"{path.parent} to start this run afresh")
 
 
-def _assemble(store: Any, output: str | Path, params: ExtractParams) -> dict[str, Any]:
-    """Write ``output`` from the finished shards, in order, and the parse failures beside the shards."""
+def _assemble(store: ShardStore, output: str | Path) -> tuple[Counter[str], Counter[str], float]:
+    """Write ``output`` from the finished shards, in order: (rows per category, summed counters, seconds)."""
     per_category: Counter[str] = Counter()
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    with pq.ParquetWriter(output, FEEDBACK_SCHEMA) as writer:
+    with ParquetSink(output, FEEDBACK_SCHEMA) as sink:
         for table in store.tables():
-            if table.num_rows:
-                writer.write_table(table)
-                per_category.update(table.column("category").to_pylist())
+            sink.write_table(table)
+            per_category.update(table.column("category").to_pylist())
     totals: Counter[str] = Counter()
     for info in store.done.values():
         totals.update({k: v for k, v in info.items() if isinstance(v, int)})
-    failures_path = Path(params.shard_dir).parent / f"{Path(output).name.split('.')[0]}.parse_failures.jsonl"
-    failures_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(failures_path, "w", encoding="utf-8") as fh:
-        fh.writelines(line + "\n" for line in store.failures())
     shard_seconds = sum(float(info.get("seconds", 0.0)) for info in store.done.values())
-    return {"per_category": per_category, "totals": totals, "failures_path": failures_path,
-            "shard_seconds": shard_seconds}
+    return per_category, totals, shard_seconds
 
 
 def write_paper_csv(feedback_path: str | Path, csv_path: str | Path) -> int:
     """Write the paper's released format: conversation_id, feedback_turn, category (UR code), label."""
     table = pq.read_table(feedback_path, columns=["conversation_id", "feedback_turn", "code", "label"])
-    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
-    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(csv_path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(PAPER_COLUMNS)
         for row in table.to_pylist():
@@ -227,7 +248,7 @@ def write_paper_csv(feedback_path: str | Path, csv_path: str | Path) -> int:
 def extract_partition(input_path: str | Path, output: str | Path, params: ExtractParams, index: int,
                       num_shards: int) -> dict[str, Any]:
     """Extract shard ``index`` of ``num_shards`` of ``input_path`` into ``output`` (one job of many)."""
-    part = partition_path(params, input_path, index, num_shards)
+    part = partition_path(shard_root(params, output), input_path, index, num_shards)
     counts = write_partition(input_path, part, index, num_shards, params)
     report = extract_file(part, output, params)
     report.update({"input": str(input_path), "partition": str(part), "shard_index": index,

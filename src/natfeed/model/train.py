@@ -13,8 +13,6 @@ Accelerate place the model; only rank 0 writes reports.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import gc
 import logging
 import os
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from natfeed.params import LoraParams, ParamsError, TrainParams
+from natfeed.params.model import check_keys, trl_config_class
 
 log = logging.getLogger(__name__)
 
@@ -33,27 +32,6 @@ LogFn = Callable[[dict[str, float], int], None]
 SFT_COLUMNS = ["prompt", "completion"]
 KTO_COLUMNS = ["prompt", "completion", "label"]
 ADAPTER_CONFIG = "adapter_config.json"
-
-
-def _config_class(kind: str) -> type:
-    from trl import KTOConfig, SFTConfig
-
-    return {"sft": SFTConfig, "kto": KTOConfig}[kind]
-
-
-def check_keys(values: Mapping[str, Any], cls: type, section: str) -> None:
-    """Raise ParamsError naming every key of ``values`` that is not an init field of dataclass ``cls``."""
-    fields = {f.name for f in dataclasses.fields(cls) if f.init}
-    bad = sorted(set(values) - fields)
-    if bad:
-        hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, fields, 1))
-                             else "") for k in bad]
-        raise ParamsError(f"{section}: unknown {cls.__name__} field(s) {', '.join(hints)}; "
-                          f"use TRL's field names (trl.{cls.__name__})")
-    report_to = values.get("report_to")
-    if report_to is not None and "mlflow" in ([report_to] if isinstance(report_to, str) else report_to):
-        raise ParamsError(f"{section}.report_to: natfeed logs the trainer's metrics to the stage's MLflow run "
-                          "itself; leave report_to at 'none' (or name another integration)")
 
 
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -88,7 +66,7 @@ def _runtime_defaults(output_dir: Path, seed: int) -> dict[str, Any]:
 
 def trainer_config(kind: str, params: TrainParams, output_dir: str | Path) -> Any:
     """``train.sft`` or ``train.kto`` (``kind``) as a validated SFTConfig / KTOConfig."""
-    cls = _config_class(kind)
+    cls = trl_config_class(kind)
     values: dict[str, Any] = dict(getattr(params, kind))
     section = f"train.{kind}"
     check_keys(values, cls, section)

@@ -11,8 +11,10 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from natfeed.core.errors import NatfeedError
 
-class ParamsError(ValueError):
+
+class ParamsError(NatfeedError, ValueError):
     """A params file is missing, malformed or has an unknown/invalid key."""
 
 

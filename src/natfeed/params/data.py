@@ -22,6 +22,10 @@ class IngestParams(Section):
     languages: list[str] = Field(default_factory=list, description="Keep only these (LMSYS names); [] = all")
     max_chars: int = Field(200_000, gt=0, description="Conversations longer than this (all messages) are filtered")
     detect_language: bool = Field(True, description="Detect the language offline (lingua) where it is missing")
+    language_min_confidence: float = Field(0.5, ge=0, le=1, description="Detected languages below this lingua "
+                                           "confidence become 'unknown' (short texts: 'ok thanks' is not "
+                                           "Afrikaans)")
+    language_min_letters: int = Field(2, ge=0, description="Texts with fewer letters get 'unknown'")
 
 
 class ExpectationsParams(Section):

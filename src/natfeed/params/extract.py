@@ -103,11 +103,14 @@ class ExtractParams(Section):
     workers: int = Field(0, ge=0, description="Processes for per-turn backends (heuristic): 0 = one per CPU "
                          "core, 1 = in-process")
     detect_language: bool = Field(True, description="When extracting raw logs, detect missing languages (lingua)")
+    language_min_confidence: float = Field(0.5, ge=0, le=1, description="As ingest.language_min_confidence")
+    language_min_letters: int = Field(2, ge=0, description="As ingest.language_min_letters")
     heuristic: HeuristicParams = Field(default_factory=HeuristicParams)
     mode: Literal["turn", "paper"] = Field("turn", description="LLM backends: turn (one constrained label per user turn) or paper "
                       "(the paper's prompt, one JSON answer per conversation)")
-    shard_dir: str = Field("data/interim/extract_shards", description="LLM backends: resumable shards + "
-                           "manifest, keyed by input and params (not a DVC out, so a rerun finds them)")
+    shard_dir: str | None = Field(None, description="LLM backends: resumable shards + manifest, keyed by input "
+                                  "and params (not a DVC out, so a rerun finds them); null = "
+                                  "<output folder>/.<output stem>.shards")
     llm: LLMParams = Field(default_factory=LLMParams)
     openai: OpenAIParams = Field(default_factory=OpenAIParams)
     transformers: TransformersParams = Field(default_factory=TransformersParams)

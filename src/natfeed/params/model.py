@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field, model_validator
 
-from natfeed.params.base import Section
+from natfeed.params.base import ParamsError, Section
 
 
 class BaseModelParams(Section):
@@ -80,3 +83,29 @@ class TrainParams(Section):
     lora: LoraParams = Field(default_factory=LoraParams)
 
 
+def trl_config_class(kind: str) -> type:
+    """TRL's SFTConfig or KTOConfig (imported on use: trl is slow to import)."""
+    from trl import KTOConfig, SFTConfig
+
+    return {"sft": SFTConfig, "kto": KTOConfig}[kind]
+
+
+def check_keys(values: Mapping[str, Any], cls: type, section: str) -> None:
+    """Raise ParamsError naming every key of ``values`` that is not an init field of dataclass ``cls``."""
+    fields = {f.name for f in dataclasses.fields(cls) if f.init}
+    bad = sorted(set(values) - fields)
+    if bad:
+        hints = [f"{k!r}" + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, fields, 1))
+                             else "") for k in bad]
+        raise ParamsError(f"{section}: unknown {cls.__name__} field(s) {', '.join(hints)}; "
+                          f"use TRL's field names (trl.{cls.__name__})")
+    report_to = values.get("report_to")
+    if report_to is not None and "mlflow" in ([report_to] if isinstance(report_to, str) else report_to):
+        raise ParamsError(f"{section}.report_to: natfeed logs the trainer's metrics to the stage's MLflow run "
+                          "itself; leave report_to at 'none' (or name another integration)")
+
+
+def check_train_params(params: TrainParams) -> None:
+    """``train.sft`` and ``train.kto`` name only fields of TRL's SFTConfig / KTOConfig (ParamsError if not)."""
+    for kind in ("sft", "kto"):
+        check_keys(getattr(params, kind), trl_config_class(kind), f"train.{kind}")

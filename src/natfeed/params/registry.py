@@ -36,4 +36,8 @@ class RegisterParams(Section):
     reference: str | None = Field(None, description="reference: the Hub id or path the logged model loads "
                                   "from; null = the absolute path of paths.policy_dir")
     max_new_tokens: int = Field(64, gt=0, description="Default reply length of the logged model's predict")
+    champion_branches: list[str] = Field(default_factory=lambda: ["main", "master"], description="Git branches "
+                                         "whose runs may move champion through the gate; a run on another "
+                                         "branch, a detached HEAD or a `dvc exp run` registers an "
+                                         "experiment version (alias exp-<name>) and leaves champion alone")
     gate: GateParams = Field(default_factory=GateParams)

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from natfeed.core.errors import NatfeedError
 from natfeed.core.tracking import flatten
 from natfeed.params import GateParams
 
@@ -39,7 +40,7 @@ LAST_DECISION_TAG = "natfeed.last_decision"
 MAX_MODEL_TAG_CHARS = 5000  # registered-model tag values are VARCHAR(5000) in MLflow's SQL stores
 
 
-class RegistryError(RuntimeError):
+class RegistryError(NatfeedError, RuntimeError):
     """A registry operation cannot be done (missing version, nothing to roll back to, bad input)."""
 
 
@@ -173,6 +174,7 @@ class Decision:
     """One promotion / rollback decision, recorded as a JSON tag."""
 
     action: str  # promote | forced-promote | reject | unchanged | rollback | forced-rollback | rollback-refused
+    #              | experiment (gated, never applied: a `dvc exp run` or a run off the champion branches)
     version: str
     champion_before: str | None
     champion_after: str | None
@@ -279,6 +281,24 @@ def promote(name: str, version: str | int, gate: GateParams, *, force: bool = Fa
     _record(client, name, decision)
     log.info("%s v%s: %s%s", name, cand.version, action, f" ({'; '.join(result.failures)})"
              if result.failures else "")
+    return decision
+
+
+def gate_only(name: str, version: str | int, gate: GateParams, why: str, *, source: str = "stage",
+              client: Any = None) -> Decision:
+    """Check ``version`` against the gate and record the result without touching ``champion`` (experiments)."""
+    client = client or _client()
+    cand = read_version(client, name, version)
+    before = champion_version(client, name)
+    champ = read_version(client, name, before) if before and before != cand.version else None
+    result = check_gate(cand, champ, gate)
+    verdict = "would pass the gate" if result.passed else "would not pass the gate"
+    reason = (f"{why}: champion stays {f'v{before}' if before else 'unset'} ({verdict}); promote it with "
+              f"`natfeed promote --version {cand.version}`")
+    decision = Decision("experiment", cand.version, before, before, result.passed, result.failures, result.compared,
+                        reason, source)
+    _record(client, name, decision)
+    log.info("%s v%s: %s", name, cand.version, reason)
     return decision
 
 

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import tempfile
 import time
 import warnings
@@ -32,9 +34,16 @@ from typing import Any
 import yaml
 
 from natfeed.core.io import file_md5
-from natfeed.core.tracking import git_commit
+from natfeed.core.tracking import git_branch, git_commit
 from natfeed.params import RegisterParams
-from natfeed.registry.promote import CHALLENGER, RegistryError, VersionInfo, champion_version, promote
+from natfeed.registry.promote import (
+    CHALLENGER,
+    RegistryError,
+    VersionInfo,
+    champion_version,
+    gate_only,
+    promote,
+)
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +181,24 @@ def _log(policy: Path, adapter: bool, mode: str, params: RegisterParams, config:
                                    pip_requirements=pip_requirements(adapter))
 
 
+def experiment_name(champion_branches: list[str]) -> str | None:
+    """The experiment this run belongs to, or None for a run that may move ``champion``: DVC sets
+    ``DVC_EXP_NAME`` in ``dvc exp run``; a run on a branch outside ``champion_branches`` (or on a detached
+    HEAD) is an experiment named after it. Outside git there is no branch to go by: not an experiment."""
+    name = os.environ.get("DVC_EXP_NAME")
+    if name:
+        return name
+    branch = git_branch()
+    if branch is None or branch in champion_branches:
+        return None
+    return "detached" if branch == "HEAD" else f"branch-{branch}"
+
+
+def experiment_alias(name: str) -> str:
+    """``exp-<name>`` as a valid MLflow alias (letters, digits, ``_`` and ``-``)."""
+    return "exp-" + (re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-") or "unnamed")[:200]
+
+
 def register_policy(policy_dir: str | Path, reports_dir: str | Path, kto_dir: str | Path,
                     params: RegisterParams, params_file: str | Path = "params.yaml") -> dict[str, Any]:
     """Log, register (alias challenger) and gate the policy inside the active MLflow run; return the
@@ -193,10 +220,18 @@ def register_policy(policy_dir: str | Path, reports_dir: str | Path, kto_dir: st
     logged = log_policy(policy_dir, mode, params)
     logged_s = time.perf_counter() - start
     client = mlflow.MlflowClient()
+    experiment = experiment_name(params.champion_branches)
+    if experiment is not None:
+        tags["natfeed.experiment"] = experiment
     mv = mlflow.register_model(logged.model_uri, params.model_name, tags=tags)
-    client.set_registered_model_alias(params.model_name, CHALLENGER, mv.version)
+    alias = CHALLENGER if experiment is None else experiment_alias(experiment)
+    client.set_registered_model_alias(params.model_name, alias, mv.version)
     registered_s = time.perf_counter() - start - logged_s
-    decision = promote(params.model_name, mv.version, params.gate, source="stage", client=client)
+    if experiment is None:
+        decision = promote(params.model_name, mv.version, params.gate, source="stage", client=client)
+    else:
+        decision = gate_only(params.model_name, mv.version, params.gate, f"experiment {experiment!r}",
+                             client=client)
     champion = champion_version(client, params.model_name)
     aliases = sorted(client.get_model_version(params.model_name, mv.version).aliases)
     log.info("registered %s v%s (%s, %.1fs + %.1fs): %s", params.model_name, mv.version, mode, logged_s,
@@ -204,5 +239,6 @@ def register_policy(policy_dir: str | Path, reports_dir: str | Path, kto_dir: st
     return {"model_name": params.model_name, "version": int(mv.version), "model_uri": f"models:/{params.model_name}/"
             f"{mv.version}", "logged_model_uri": logged.model_uri, "log_weights": mode, "aliases": aliases,
             "champion_version": int(champion) if champion else None, "promoted": decision.action == "promote",
+            "experiment": experiment,
             "decision": json.loads(decision.to_json()), "tags": tags,
             "seconds": {"log_model": round(logged_s, 2), "register": round(registered_s, 2)}}

@@ -117,8 +117,9 @@ def test_cli_bad_input_exit_code_zero(tmp_path):
     from natfeed.cli import app
 
     out = tmp_path / "c.parquet"
+    (tmp_path / "empty.yaml").write_text("{}\n")  # the built-in defaults
     res = CliRunner().invoke(app, ["ingest", "--input", str(_bad_input_file(tmp_path)), "--output", str(out),
-                                   "--params", str(tmp_path / "none.yaml")])
+                                   "--params", str(tmp_path / "empty.yaml")])
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "c.ingest.json").read_text())
     assert report["rows_read"] == 15 and report["rows_rejected"] == 7

@@ -219,7 +219,9 @@ def test_stage_writes_reports_and_logs_to_mlflow(tmp_path, tok, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    runpy.run_path(str(REPO / "stages" / "evaluate.py"), run_name="__main__")
+    with pytest.raises(SystemExit) as done:  # run_stage exits with the stage's code
+        runpy.run_path(str(REPO / "stages" / "evaluate.py"), run_name="__main__")
+    assert done.value.code == 0
 
     report = json.loads((tmp_path / "reports" / "evaluate.json").read_text())
     assert report["primary_metric"]["value"] == 0.5

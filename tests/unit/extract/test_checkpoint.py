@@ -143,7 +143,6 @@ def _done(shard_dir: Path) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_continues(tmp_path):
     conv = write_conversations(tmp_path / "conv.parquet", 40)  # 10 shards of 4 conversations
     params = tmp_path / "params.yaml"
@@ -200,6 +199,6 @@ def test_run_key_ignores_only_operational_params(tmp_path, change, same):
     data = write_conversations(tmp_path / "c.parquet", 3)
     base = {"backend": change.get("backend", "vllm"), "llm": {"model": "m"}}
     merged = {**base, **{k: ({**base.get(k, {}), **v} if isinstance(v, dict) else v) for k, v in change.items()}}
-    key_a, _ = run_key(data, ExtractParams(**base), "vllm-m")
-    key_b, _ = run_key(data, ExtractParams(**merged), "vllm-m")
+    key_a, _ = run_key([data], ExtractParams(**base), "vllm-m")
+    key_b, _ = run_key([data], ExtractParams(**merged), "vllm-m")
     assert (key_a == key_b) is same

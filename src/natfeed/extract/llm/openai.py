@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from natfeed.core.openai_client import ClientConfig, OpenAIClient, Reply
+from natfeed.core.openai_client import ClientConfig, OpenAIClient, Reply, ServerError
 from natfeed.extract.llm.base import Answer, LLMExtractor
 from natfeed.extract.llm.prompts import Request
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class BackendError(RuntimeError):
+class BackendError(ServerError):
     """The server kept failing; rerun to continue (finished shards are kept)."""
 
 

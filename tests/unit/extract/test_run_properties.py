@@ -1,0 +1,32 @@
+"""Property tests: extract never crashes on any raw input and accounts for every row."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from hypothesis import HealthCheck, given, settings
+
+from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
+from natfeed.extract.run import extract_file
+from natfeed.params import ExtractParams
+from tests.support.strategies import LINES
+
+P = ExtractParams(workers=1, detect_language=False, batch_size=3)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(LINES)
+def test_any_bytes_json_or_conversation_shape(lines):
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.jsonl"
+        raw.write_bytes(b"\n".join(lines) + b"\n")
+        out = Path(tmp) / "out" / "fb.parquet"
+        report = extract_file(raw, out, P)
+        assert report["rows_read"] == report["rows_kept"] + report["rows_rejected"] + report["rows_filtered"]
+        assert report["rows_read"] == sum(1 for line in lines if line.strip())
+        feedback, rejected = pq.read_table(out), pq.read_table(out.with_name("fb.rejected.parquet"))
+        assert feedback.schema.equals(FEEDBACK_SCHEMA) and feedback.num_rows == report["rows"]
+        assert rejected.schema.equals(REJECTED_SCHEMA) and rejected.num_rows == report["rows_rejected"]
+        assert all(rejected.column("reason").to_pylist())
