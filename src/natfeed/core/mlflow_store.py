@@ -41,28 +41,36 @@ def _tables(con: sqlite3.Connection) -> set[str]:
     return {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
 
 
+def _prefixes(location: str, db: Path, relative: str) -> list[tuple[str, str]]:
+    """(absolute prefix, relative replacement) pairs that make ``location`` project-relative, if any."""
+    path = location.removeprefix("file://").rstrip("/")
+    store = db.parent.resolve()
+    inside = path == str(store) or path.startswith(f"{store}/")
+    if inside and store.is_relative_to(Path.cwd()):  # this project's mlruns/ (the store sits in the project)
+        rel = store.relative_to(Path.cwd()).as_posix()
+        return [(f"file://{store}", rel), (str(store), rel)]
+    if path.endswith("/" + relative.strip("/")):  # another copy's mlruns/artifacts (a copied repository)
+        return [("file://" + path, relative.rstrip("/")), (path, relative.rstrip("/"))]
+    return []
+
+
 def relativise(db: Path, experiment: str, relative: str) -> int:
-    """Make the artifact locations of ``experiment`` relative (``relative`` = e.g. ``mlruns/artifacts``);
-    return how many locations were rewritten."""
+    """Make the artifact locations of ``experiment`` relative to the project (``relative`` = e.g.
+    ``mlruns/artifacts``, the location new experiments get); return how many locations were rewritten."""
     con = sqlite3.connect(db)
     try:
         row = con.execute("select artifact_location from experiments where name = ?", (experiment,)).fetchone()
-        if row is None or not row[0] or row[0] == relative:
+        if row is None or not row[0] or not (row[0].startswith("/") or row[0].startswith("file://")):
             return 0
-        current = row[0].removeprefix("file://")
-        if not current.rstrip("/").endswith("/" + relative.strip("/")):
-            return 0  # an artifact location the user chose: keep it
-        prefixes = [row[0].rstrip("/"), current.rstrip("/")]
         changed = 0
         tables = _tables(con)
-        for table, column in LOCATION_COLUMNS:
-            if table not in tables:
-                continue
-            for prefix in dict.fromkeys(prefixes):
-                cur = con.execute(f"update {table} set {column} = ? || substr({column}, ?) "  # noqa: S608
-                                  f"where {column} = ? or {column} like ?",
-                                  (relative.rstrip("/"), len(prefix) + 1, prefix, prefix + "/%"))
-                changed += cur.rowcount
+        for prefix, replacement in dict.fromkeys(_prefixes(row[0], db, relative)):
+            for table, column in LOCATION_COLUMNS:
+                if table in tables:
+                    cur = con.execute(f"update {table} set {column} = ? || substr({column}, ?) "
+                                      f"where {column} = ? or {column} like ?",
+                                      (replacement, len(prefix) + 1, prefix, prefix + "/%"))
+                    changed += cur.rowcount
         con.commit()
         return changed
     finally:

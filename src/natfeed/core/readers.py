@@ -90,7 +90,7 @@ def scan_inputs(path: str | Path) -> InputScan:
         else:
             skipped.append({"file": str(f), "reason": reason})
     for s in skipped:
-        log.warning("skipping %s: %s", s["file"], s["reason"])
+        log.info("skipping %s: %s", s["file"], s["reason"])
     if not files:
         raise InputError(f"no {', '.join(SUFFIXES)} files at {path!s}" + (f" ({len(skipped)} other files skipped)"
                                                                         if skipped else ""))

@@ -202,8 +202,10 @@ def _run_shard(extractor: Extractor, batch: list[Conversation], index: int, stor
     try:
         rows, n_conv, n_turns = _extract_rows(extractor, batch)
     except ServerError as err:
-        raise ExtractionStopped(f"{err}\n{len(store.done)} shard(s) of this run are done and kept in {store.dir}: "
-                                "rerun the same command to continue from there") from err
+        kept = (f"{len(store.done)} shard(s) of this run are done and kept in {store.dir}: rerun the same command "
+                "to continue from there" if store.done else "no shard was finished yet: rerun the same command "
+                "once the server answers")
+        raise ExtractionStopped(f"{err}\n{kept}") from err
     counters, failures = extractor.take_stats()  # type: ignore[attr-defined]
     info = {"conversations": n_conv, "user_turns": n_turns, "rows": len(rows),
             "first_id": batch[0].conversation_id, "last_id": batch[-1].conversation_id,

@@ -87,3 +87,19 @@ def test_cli_registry_commands_outside_a_project_fail_without_creating_a_store(t
     res = CliRunner().invoke(app, ["models"])
     assert res.exit_code == 2 and "no MLflow store" in res.output
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_an_older_store_with_mlflows_default_locations_is_made_relative(tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlruns").mkdir()
+    uri = _params(tmp_path).tracking_uri
+    mlflow.set_tracking_uri(uri)
+    eid = mlflow.create_experiment("d", artifact_location=str(tmp_path / "mlruns" / "7"))  # MLflow's default shape
+    _log_run(eid, "old")
+    configure(TrackingParams(experiment="d", tracking_uri=uri))
+    con = sqlite3.connect("mlruns/mlflow.db")
+    assert con.execute("select artifact_location from experiments where name = 'd'").fetchone()[0] == "mlruns/7"
+    assert all(u.startswith("mlruns/7/") for (u,) in con.execute("select artifact_uri from runs"))
