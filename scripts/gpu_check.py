@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO / "src"))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from natfeed.model.base_model import DEMO_CONVERSATIONS, TINY, build_base_model, tiny_model  # noqa: E402
+from natfeed.model.scratch import DEMO_CONVERSATIONS, TINY, build_base_model, tiny_model  # noqa: E402
 from natfeed.model.train import ADAPTER_CONFIG, load_model, train  # noqa: E402
 from natfeed.params import TrainParams  # noqa: E402
 

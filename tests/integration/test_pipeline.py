@@ -94,16 +94,72 @@ def test_every_output_exists_and_counts_reconcile(repo):
     assert reg["version"] == 1 and "champion" in reg["aliases"]
 
 
+FRANCE = "What is the capital of France? Answer in one word."
+
+
 def test_champion_loads_and_answers_a_chat(repo, monkeypatch):
     import mlflow
 
     monkeypatch.chdir(repo)  # the store keeps artifact locations relative to the project root
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/natfeed-policy@champion")
-    out = model.predict({"messages": [{"role": "user", "content": "Hello, what is DVC?"}]})
+    out = model.predict({"messages": [{"role": "user", "content": FRANCE}], "max_tokens": 16})
     answer = out[0] if isinstance(out, list) else out
     assert answer["choices"][0]["message"]["role"] == "assistant"
-    assert isinstance(answer["choices"][0]["message"]["content"], str)
+    assert "Paris" in answer["choices"][0]["message"]["content"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_models_serve_answers_an_openai_style_chat_request(repo):
+    import time
+    import urllib.request
+
+    port = _free_port()
+    env = {**_env(), "MLFLOW_TRACKING_URI": "sqlite:///mlruns/mlflow.db"}
+    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m",
+                               "models:/natfeed-policy@champion", "--env-manager", "local", "-h", "127.0.0.1",
+                               "-p", str(port)], cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                time.sleep(1)
+        body = json.dumps({"messages": [{"role": "user", "content": FRANCE}], "max_tokens": 16}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        reply = json.loads(urllib.request.urlopen(request, timeout=120).read())
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    choices = reply[0]["choices"] if isinstance(reply, list) else reply["choices"]
+    assert "Paris" in choices[0]["message"]["content"], reply
+
+
+def test_the_real_model_extracts_feedback_and_counts_parse_failures(repo, tmp_path):
+    convs = pd.read_parquet(repo / "data/interim/conversations.parquet")
+    convs[convs["turn"] >= 2].head(5).to_parquet(tmp_path / "five.parquet")
+    out = tmp_path / "fb.parquet"
+    res = run([sys.executable, "-m", "natfeed.cli", "extract", "-i", str(tmp_path / "five.parquet"), "-o", str(out),
+               "--backend", "transformers", "--model", str(repo / "models/base"), "--mode", "turn"], repo)
+    report = json.loads((tmp_path / "fb.report.json").read_text())
+    assert report["conversations"] == 5 and report["requests"] == report["user_turns"] > 0, res.stdout
+    assert report["parse_failures"] == 0  # turn mode scores the allowed labels: every answer is one of them
+    rows = pd.read_parquet(out)
+    assert len(rows) == report["rows"] and rows["extractor"].str.startswith("transformers-turn:base").all()
+    from natfeed.data.validate import require_columns
+
+    require_columns(rows, "feedback")
 
 
 def test_extract_quality_report(repo):
@@ -183,15 +239,18 @@ def test_editing_a_module_only_train_uses_reruns_train_and_what_follows(repo):
 
 
 def test_build_kto_param_change_reruns_only_build_kto(repo):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
+    original = (repo / "params.yaml").read_text()
+    params = yaml.safe_load(original)
     params["build_kto"]["seed"] = 7
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = dvc("repro", cwd=repo).stdout
+    try:
+        out = dvc("repro", "--dry", cwd=repo).stdout
+    finally:
+        (repo / "params.yaml").write_text(original)
     ran = _ran(out)
-    upstream = {"ingest", "extract", "extract_quality", "validate"}
+    upstream = {"ingest", "extract", "extract_quality", "validate", "base_model"}
     assert "build_kto" in ran and not ran & upstream, out
-    # base_model follows build_kto: the test split is held out of its pre-training
-    assert ran <= {"check_params", "build_kto", "base_model", "train", "evaluate", "register"}, out
+    assert ran <= {"check_params", "build_kto", "train", "evaluate", "register"}, out
 
 
 def test_corrupted_feedback_fails_validate(repo, tmp_path):

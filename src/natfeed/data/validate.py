@@ -135,7 +135,8 @@ def validate_tables(conversations: pd.DataFrame | None, feedback: pd.DataFrame, 
 
         result = run_expectations(conversations, feedback, params.expectations, baseline, Path(docs_dir))
         report["expectations"] = {"success": result.success, "failures": result.failures,
-                                  "statistics": result.statistics, "data_docs": str(result.docs_index)}
+                                  "statistics": result.statistics,
+                                  "data_docs": (Path(docs_dir) / result.docs_index.name).as_posix()}
         failures += [{"table": "expectations", **f} for f in result.failures]
     report["failures"] = failures
     report["failed_checks"] = len(failures)

@@ -112,11 +112,13 @@ def reward_metrics(policy_logps: np.ndarray, ref_logps: np.ndarray, labels: np.n
 
 def score_models(test: pd.DataFrame, prompts: pd.DataFrame, model_dirs: Mapping[str, str | Path],
                  params: EvaluateParams) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
-                                                  dict[str, list[str]]]:
-    """Load each model in turn: completion log-probs on the test split and greedy replies to the prompts."""
+                                                  dict[str, list[str]], dict[str, list[str]]]:
+    """Load each model in turn: completion log-probs on the test split, greedy replies to the held-out
+    prompts and to the sanity prompts."""
     prompt_msgs = [_messages(p) for p in test["prompt"]]
     completions = [_messages(c) for c in test["completion"]]
-    logps, replies = {}, {}
+    sanity = [[{"role": "user", "content": s.prompt}] for s in params.sanity]
+    logps, replies, answers = {}, {}, {}
     for name in MODELS:
         start = time.perf_counter()
         model, tokenizer = load_causal_lm(str(model_dirs[name]), params.device, params.dtype)
@@ -125,11 +127,30 @@ def score_models(test: pd.DataFrame, prompts: pd.DataFrame, model_dirs: Mapping[
         replies[name] = generate_replies(model, tokenizer, list(prompts["prompt"]), params.max_new_tokens,
                                          params.batch_size, params.max_length, params.repetition_penalty
                                          ) if len(prompts) else []
+        answers[name] = generate_replies(model, tokenizer, sanity, params.sanity_max_new_tokens,
+                                         params.batch_size, params.max_length) if sanity else []
         del model
         gc.collect()
-        log.info("%s: scored %d completions, %d replies in %.1fs", name, len(test), len(prompts),
-                 time.perf_counter() - start)
-    return logps, replies
+        log.info("%s: scored %d completions, %d replies, %d sanity answers in %.1fs", name, len(test),
+                 len(prompts), len(sanity), time.perf_counter() - start)
+    return logps, replies, answers
+
+
+def sanity_report(params: EvaluateParams, answers: Mapping[str, list[str]]) -> dict[str, Any]:
+    """Per model: how many sanity prompts it answered right (the expected word in its reply)."""
+    out: dict[str, Any] = {}
+    for name in MODELS:
+        right = [s.expect.lower() in a.lower() for s, a in zip(params.sanity, answers.get(name, []), strict=True)]
+        out[name] = {"right": int(sum(right)), "n": len(right), "rate": _mean(np.array(right, dtype=float))}
+    return out
+
+
+def sanity_sheet(params: EvaluateParams, answers: Mapping[str, list[str]]) -> pd.DataFrame:
+    """The sanity prompts with each model's answer (the side-by-side sheet's last rows)."""
+    prompts = pd.DataFrame({"prompt_id": [f"sanity-{i}" for i in range(len(params.sanity))],
+                            "conversation_id": [""] * len(params.sanity),
+                            "prompt": [[{"role": "user", "content": s.prompt}] for s in params.sanity]})
+    return build_sheet(prompts, answers, {"expected": [s.expect for s in params.sanity]})
 
 
 def run_judges(prompts: pd.DataFrame, replies: Mapping[str, list[str]],
@@ -207,7 +228,7 @@ def run_evaluate(test: pd.DataFrame, model_dirs: Mapping[str, str | Path],
     labels = test["label"].astype(bool).to_numpy()
     prompts = heldout_prompts(test, params.max_prompts)
     with cpu_threads(params.cpu_threads, params.device):
-        logps, replies = score_models(test, prompts, model_dirs, params)
+        logps, replies, answers = score_models(test, prompts, model_dirs, params)
         scored = time.perf_counter()
         judged, columns = run_judges(prompts, replies, params)
     report: dict[str, Any] = {
@@ -217,6 +238,7 @@ def run_evaluate(test: pd.DataFrame, model_dirs: Mapping[str, str | Path],
         "kto_reward": {f"{a}_vs_{b}": reward_metrics(logps[a][0], logps[b][0], labels, params.beta)
                        for a, b in REWARD_PAIRS},
         "mean_reply_chars": {m: _mean(np.array([len(r) for r in replies[m]], dtype=float)) for m in MODELS},
+        "sanity": sanity_report(params, answers),
         **judged,
     }
     ref = report["kto_reward"][f"policy_vs_{params.reference}"]
@@ -224,18 +246,35 @@ def run_evaluate(test: pd.DataFrame, model_dirs: Mapping[str, str | Path],
     report["primary_metric"] = primary_metric(report, params)
     report["seconds"] = {"models": round(scored - start, 2), "judges": round(time.perf_counter() - scored, 2),
                          "total": round(time.perf_counter() - start, 2)}
-    sheet = build_sheet(prompts, replies, columns)
-    return Evaluation(report, sheet, prompts, _plots(report))
+    sheet = pd.concat([build_sheet(prompts, replies, columns), sanity_sheet(params, answers)], ignore_index=True)
+    all_prompts = pd.concat([prompts, pd.DataFrame({"prompt": [[{"role": "user", "content": s.prompt}]
+                                                                for s in params.sanity]})], ignore_index=True)
+    return Evaluation(report, sheet, all_prompts, _plots(report))
+
+
+def _g(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def summary_facts(report: Mapping[str, Any]) -> dict[str, str]:
+    """The headline figures of the HTML sheet, rounded to 3 significant digits."""
+    pm = report["primary_metric"]
+    ci = f" [{_g(pm.get('ci_low'))}, {_g(pm.get('ci_high'))}]" if pm.get("ci_low") is not None else ""
+    facts = {"primary metric": f"{pm['name']} ({pm.get('comparison', '')}) = {_g(pm['value'])}{ci}",
+             "KTO reward accuracy (policy vs " + report["reference"] + ")": _g(report["kto_reward_accuracy"])}
+    for key, label in (("rm_win_rate", "RM win rate policy vs base"), ("llm_win_rate", "LLM win rate policy vs base")):
+        if report.get(key) is not None:
+            facts[label] = _g(report[key])
+    if report.get("sanity"):
+        facts["sanity prompts answered right"] = ", ".join(f"{m} {s['right']}/{s['n']}" for m, s in report["sanity"].items())
+    return facts
 
 
 def write_outputs(evaluation: Evaluation, reports_dir: str | Path) -> dict[str, Path]:
     """reports/evaluate.json, side_by_side.{html,csv} and the plot CSVs; returns their paths by name."""
     out = Path(reports_dir)
     report = evaluation.report
-    summary = {"primary metric": f"{report['primary_metric']['name']} = {report['primary_metric']['value']}",
-               "KTO reward accuracy (policy vs " + report["reference"] + ")": report["kto_reward_accuracy"],
-               "RM win rate policy vs base": report["rm_win_rate"],
-               "LLM win rate policy vs base": report["llm_win_rate"]}
+    summary = summary_facts(report)
     paths = {"report": out / "evaluate.json",
              "csv": write_csv(evaluation.sheet, out / "side_by_side.csv"),
              "html": write_html(evaluation.sheet, list(evaluation.prompts["prompt"]),

@@ -24,10 +24,14 @@ def render_prompt(messages: Sequence[Mapping[str, str]]) -> str:
     return "\n\n".join(f"{m['role']}: {m['content']}" for m in messages)
 
 
+RATING_HELP = "rate each reply 1 (bad) to 5 (good)"
+
+
 def build_sheet(prompts: pd.DataFrame, replies: Mapping[str, Sequence[str]],
                 extra: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
-    """One row per prompt: prompt_id, conversation_id, prompt (text), reply_<model>..., then ``extra``
-    columns (judge scores and verdicts) in the order given."""
+    """One row per prompt: prompt_id, conversation_id, prompt (text), reply_<model>..., ``extra`` columns
+    (judge scores and verdicts) in the order given, then an empty ``rating_<model>`` column per model for a
+    human rater (1 bad .. 5 good)."""
     sheet = pd.DataFrame({"prompt_id": prompts["prompt_id"].to_numpy(),
                           "conversation_id": prompts["conversation_id"].to_numpy(),
                           "prompt": [render_prompt(p) for p in prompts["prompt"]]})
@@ -35,6 +39,8 @@ def build_sheet(prompts: pd.DataFrame, replies: Mapping[str, Sequence[str]],
         sheet[f"reply_{name}"] = list(texts)
     for column, values in (extra or {}).items():
         sheet[column] = list(values)
+    for name in replies:
+        sheet[f"rating_{name}"] = ""
     return sheet
 
 
@@ -67,7 +73,7 @@ def _esc(value: Any) -> str:
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return ""
     if isinstance(value, float):
-        return html.escape(f"{value:.4g}")
+        return html.escape(f"{value:.3g}")
     return html.escape(str(value), quote=True)
 
 
@@ -91,7 +97,9 @@ def write_html(sheet: pd.DataFrame, prompts: Sequence[Sequence[Mapping[str, str]
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"{CSP}\">"
         f"<title>{_esc(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{_esc(title)}</h1><table class=\"summary\">{facts}</table>"
-        f"<p>{len(rows)} prompts. Replies are greedy; rate which reply better answers the last user message."
+        f"<p>{len(rows)} prompts. Replies are greedy; {RATING_HELP} in the rating columns of the CSV "
+        "(side_by_side.csv), judging how well it answers the last user message.</p>"
+        "<p>"
         f"</p><table><thead><tr>{head}</tr></thead><tbody>\n" + "\n".join(rows)
         + "\n</tbody></table></body></html>\n"
     )

@@ -134,7 +134,7 @@ def load_tokenizer(name_or_path: str) -> Any:
     """The model's tokenizer; a base model without a chat template gets natfeed's (see base_model)."""
     from transformers import AutoTokenizer
 
-    from natfeed.model.base_model import CHAT_TEMPLATE
+    from natfeed.model.scratch import CHAT_TEMPLATE
 
     tok = AutoTokenizer.from_pretrained(name_or_path)
     if not tok.chat_template:

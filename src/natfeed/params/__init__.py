@@ -24,7 +24,7 @@ from natfeed.params.data import (
 from natfeed.params.evaluate import EvaluateParams, LlmJudgeParams, RmJudgeParams
 from natfeed.params.extract import ExtractParams, LLMParams, OpenAIParams, TransformersParams, VLLMParams
 from natfeed.params.heuristic import HeuristicParams
-from natfeed.params.model import BaseModelParams, LoraParams, TrainParams
+from natfeed.params.model import BaseModelParams, LoraParams, ScratchParams, TrainParams
 from natfeed.params.paths import PathsParams
 from natfeed.params.registry import GateParams, RegisterParams
 from natfeed.params.tracking import TrackingParams
@@ -32,7 +32,7 @@ from natfeed.params.tracking import TrackingParams
 __all__ = [
     "BalanceParams", "BaseModelParams", "BuildKtoParams", "EvaluateParams", "ExpectationsParams", "ExtractParams",
     "GateParams", "HeuristicParams", "IngestParams", "LLMParams", "LlmJudgeParams", "LoraParams", "OpenAIParams",
-    "Params", "ParamsError", "PathsParams", "RegisterParams", "RmJudgeParams", "TrackingParams", "TrainParams",
+    "Params", "ParamsError", "PathsParams", "RegisterParams", "RmJudgeParams", "ScratchParams", "TrackingParams", "TrainParams",
     "TransformersParams", "VLLMParams", "ValidateParams", "load_params", "parse_params",
 ]
 

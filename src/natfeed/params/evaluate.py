@@ -40,6 +40,20 @@ class LlmJudgeParams(Section):
     max_tokens: int = Field(16, gt=0, description="Judge answer length (raise for reasoning models)")
 
 
+class SanityPrompt(Section):
+    """A factual question every model should get right: a regression that breaks the model shows here."""
+
+    prompt: str = Field(..., min_length=1, description="One user message")
+    expect: str = Field(..., min_length=1, description="A word the greedy reply must contain (any case)")
+
+
+def _sanity_defaults() -> list[SanityPrompt]:
+    return [SanityPrompt(prompt="What is the capital of France? Answer in one word.", expect="Paris"),
+            SanityPrompt(prompt="What is the capital of Japan? Answer in one word.", expect="Tokyo"),
+            SanityPrompt(prompt="What is 2 + 2? Answer with a number.", expect="4"),
+            SanityPrompt(prompt="What colour is the sky on a clear day? Answer in one word.", expect="blue")]
+
+
 class EvaluateParams(Section):
     """Policy vs base and SFT-only vs KTO: intrinsic KTO metrics, judged win rates, a side-by-side sheet."""
 
@@ -61,6 +75,9 @@ class EvaluateParams(Section):
                                           "rm_win_rate or llm_win_rate; auto = "
                                 "llm_win_rate if the LLM judge is on, else rm_win_rate if the RM judge is "
                                 "on, else kto_reward_accuracy (win rates: policy vs base)")
+    sanity: list[SanityPrompt] = Field(default_factory=_sanity_defaults, description="Factual prompts each model "
+                                       "answers (greedy); the share answered right is reported per model")
+    sanity_max_new_tokens: int = Field(16, gt=0, description="Reply length for the sanity prompts")
     rm_judge: RmJudgeParams | None = Field(None, description="Reward-model judge; null = off")
     llm_judge: LlmJudgeParams | None = Field(None, description="LLM judge; null = off")
 

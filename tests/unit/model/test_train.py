@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from natfeed.model.base_model import tiny_model
+from natfeed.model.scratch import tiny_model
 from natfeed.model.train import ADAPTER_CONFIG, _prompt_tokens, summarize, train, trainer_config, trim_prompt
 from natfeed.params import ParamsError, TrainParams, parse_params
 
@@ -167,7 +167,6 @@ def test_summarize_reads_the_log_history():
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_three_steps_of_sft_then_kto_change_the_weights(tiny, kto_dir, tmp_path):
     logged: list[tuple[dict, int]] = []
     report = train(_params(tiny), kto_dir, tmp_path / "sft", tmp_path / "policy",
@@ -186,7 +185,6 @@ def test_three_steps_of_sft_then_kto_change_the_weights(tiny, kto_dir, tmp_path)
     assert tok.chat_template and tok.pad_token == "<|pad|>"
 
 
-@pytest.mark.slow
 @pytest.mark.slow
 def test_lora_trains_only_the_adapter(tiny, kto_dir, tmp_path):
     from peft import PeftModel

@@ -23,11 +23,11 @@ torch = pytest.importorskip("torch")
 def tiny(tmp_path_factory) -> Path:
     """Hidden 128, head_dim 64, 2 layers, random weights; its BPE also learns the guideline text so that
     prompts stay a few hundred tokens long."""
-    from natfeed.model.base_model import DEMO_CONVERSATIONS, build_base_model
-    from natfeed.params import BaseModelParams
+    from natfeed.model.scratch import DEMO_CONVERSATIONS, build_base_model
+    from natfeed.params.model import ScratchParams
 
     out = tmp_path_factory.mktemp("tiny") / "tiny-llama"
-    params = BaseModelParams(vocab_size=1024, min_frequency=1, hidden_size=128, head_dim=64, num_layers=2,
+    params = ScratchParams(vocab_size=1024, min_frequency=1, hidden_size=128, head_dim=64, num_layers=2,
                              intermediate_size=256, max_position_embeddings=8192, pretrain_steps=0, seed=0)
     texts = [[{"role": "user", "content": t}] for t in (TURN_GUIDELINES, PAPER_GUIDELINES)]
     build_base_model(DEMO_CONVERSATIONS + texts, params, out)
