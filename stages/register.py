@@ -1,8 +1,8 @@
 """register: reads ${paths.policy_dir}, reports/evaluate.json, reports/validate.json (and extract.json,
 the KTO/SFT parquet files for lineage); logs the policy to MLflow, registers a version of
 register.model_name with alias challenger, promotes it to champion when register.gate passes; writes
-reports/register.json (version, aliases, the gate's decision and reasons). A refused promotion is not
-a failure of the stage: it is recorded."""
+reports/register.json (version, aliases, the gate's decision and reasons) and ${paths.register_record} beside
+the store. A refused promotion is not a failure of the stage: it is recorded."""
 
 from pathlib import Path
 
@@ -24,6 +24,8 @@ def main() -> None:
     with stage_run("register", params.tracking, reg.model_dump()) as run:
         report = register_policy(paths.policy_dir, paths.reports_dir, paths.kto_dir, reg)
         write_json(Path(paths.reports_dir) / "register.json", report)
+        write_json(paths.register_record, {k: report[k] for k in ("model_name", "version", "model_uri", "aliases",
+                                                                  "champion_version", "experiment")})
         run.metrics({"version": report["version"], "promoted": report["promoted"], **report["seconds"]})
         run.artifact(Path(paths.reports_dir) / "register.json")
 

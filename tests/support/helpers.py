@@ -44,13 +44,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 def sample_head(tmp_path: Path, n: int = 60) -> Path:
     """The first ``n`` lines of the embedded sample as ``tmp_path/raw.jsonl``. A fresh clone has no data/raw
-    until ``dvc pull``: then the same sample is generated (scripts/make_sample.py is deterministic)."""
+    until ``dvc pull``: then it is pulled from the in-repo remote (offline), as ``make run`` does."""
+    from filelock import FileLock
+
     raw = REPO / "data/raw/conversations.jsonl"
-    if not raw.exists():
-        subprocess.run([sys.executable, str(REPO / "scripts/make_sample.py"), "--out", str(tmp_path / "gen")],
-                       check=True, capture_output=True)
-        raw = tmp_path / "gen" / "conversations.jsonl"
-    lines = raw.read_text(encoding="utf-8").splitlines()[:n]
+    (REPO / ".dvc" / "tmp").mkdir(exist_ok=True)
+    with FileLock(str(REPO / ".dvc" / "tmp" / "natfeed-sample-pull.lock")):  # xdist workers pull once, one at a time
+        if not raw.exists():
+            subprocess.run([sys.executable, "-m", "dvc", "pull", "--quiet", "--remote", "sample", "data.dvc"],
+                           cwd=REPO, check=True, capture_output=True)
+    lines = raw.read_bytes().splitlines()[:n]
     path = tmp_path / "raw.jsonl"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_bytes(b"\n".join(lines) + b"\n")
     return path

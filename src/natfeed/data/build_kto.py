@@ -3,9 +3,12 @@
 KTO rows are ``{prompt: [messages], completion: [assistant message], label: bool}`` (TRL's
 conversational unpaired-preference format); SFT rows are ``{prompt, completion}`` from the positive
 examples. Desirable = positive_feedback replies; undesirable = replies that got one of the params'
-negative categories. The larger side is downsampled (stratified by category, seeded) so that
-``desirable_weight * n_d / (undesirable_weight * n_u)`` lies in [ratio_min, ratio_max]; the split is
-by conversation, never one conversation on both sides.
+negative categories (the paper's choice: both make_aware categories; add repeat_or_rephrase for its
+"all negative feedback" variant); the other categories are not used. The larger side is downsampled
+(stratified by category, seeded) so that ``desirable_weight * n_d / (undesirable_weight * n_u)`` lies in
+[ratio_min, ratio_max] (KTO's guidance); the split is by conversation, never one conversation on both
+sides. ``per_category`` in the report says, for every category, how many rows were used and why others
+were dropped.
 """
 
 from __future__ import annotations
@@ -68,6 +71,22 @@ def downsample(rows: pd.DataFrame, p: BuildKtoParams) -> pd.DataFrame:
     return pd.concat([des, und]).sort_index()
 
 
+def category_flow(feedback: pd.DataFrame, selected: pd.DataFrame, balanced: pd.DataFrame,
+                  p: BuildKtoParams) -> dict[str, dict[str, Any]]:
+    """Per category: feedback rows, its role (desirable / undesirable / unused), rows dropped for a flagged
+    conversation, rows dropped to meet the desirable:undesirable ratio, and rows kept."""
+    out = {}
+    for cat in sorted(set(feedback["category"])):
+        role = ("desirable" if cat == "positive_feedback" else "undesirable" if cat in p.undesirable_categories
+                else "unused")
+        rows = int((feedback["category"] == cat).sum())
+        sel = int((selected["category"] == cat).sum())
+        kept = int((balanced["category"] == cat).sum())
+        out[cat] = {"role": role, "feedback_rows": rows, "flagged_dropped": rows - sel if role != "unused" else 0,
+                    "ratio_dropped": sel - kept, "kept": kept}
+    return out
+
+
 def split_conversations(ids: pd.Series, test_size: float, seed: int) -> set[str]:
     """The conversation ids of the test split (seeded, at least one when there are two or more)."""
     unique = sorted(set(ids))
@@ -111,6 +130,7 @@ def build_kto(feedback: pd.DataFrame, p: BuildKtoParams) -> tuple[dict[str, pd.D
     for c in balanced["category"]:
         per_cat[c] += 1
     report = {
+        "per_category": category_flow(feedback, selected, balanced, p),
         "feedback_rows": int(len(feedback)), "selected_rows": int(len(selected)),
         "flagged_excluded": int((_candidates(feedback, p) & _flagged(feedback, p)).sum()),
         "desirable": n_d, "undesirable": n_u,

@@ -3,15 +3,15 @@
 Gold labels are CSV files ``conversation_id,user_turn,category[,note]`` (:func:`load_gold`);
 :func:`compare` scores a feedback table against them.
 
-Both inputs map ``(conversation_id, user_turn)`` to a category name or ``"none"`` over the same set
-of judged turns. Micro scores count a predicted feedback turn as a true positive only when its
+The metric functions take two mappings of ``(conversation_id, user_turn)`` to a category name or
+``"none"`` over the same set of judged turns. Micro scores count a predicted feedback turn as a true positive only when its
 category is right; detection scores only ask whether a turn is feedback at all.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +153,51 @@ def compare(feedback: pd.DataFrame, gold: dict[Key, str]) -> dict[str, Any]:
     """Quality of ``feedback`` on the gold turns (only conversations present in ``feedback``'s
     source count: pass the gold of the conversations that were extracted)."""
     return extraction_quality(gold, predictions(feedback, gold))
+
+
+def load_gold_parts(paths: str | Path | Iterable[str | Path]) -> dict[Key, str]:
+    """{(id, user_turn): part} from gold CSVs that have a ``part`` column (``dev_part3``, ...); a file without
+    one names its own part (its stem)."""
+    files = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    parts: dict[Key, str] = {}
+    for f in files:
+        with open(f, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                parts[(row["conversation_id"], int(row["user_turn"]))] = (row.get("part") or f.stem).strip()
+    return parts
+
+
+def _headline(gold: dict[Key, str], pred: dict[Key, str]) -> dict[str, Any]:
+    q = extraction_quality(gold, pred)
+    return {k: q[k] for k in ("n_turns", "n_gold_feedback", "detection", "micro", "per_category", "macro_f1")}
+
+
+def split_quality(feedback: pd.DataFrame, gold: dict[Key, str], parts: dict[Key, str], tuned_parts: Iterable[str],
+                  languages: dict[str, str]) -> dict[str, Any]:
+    """Quality over every gold turn, on the parts the rules were tuned on vs the parts never tuned on, per
+    part and per language group (English / other, by the conversation's language): (report, details,
+    per-turn records of the confusion plot)."""
+    pred = predictions(feedback, gold)
+    tuned = set(tuned_parts)
+    report = extraction_quality(gold, pred)
+    records = [{"actual": gold[k], "predicted": pred[k]} for k in sorted(gold)]
+    report.pop("confusion_rows")
+
+    def subset(keep: Callable[[Key], bool]) -> dict[str, Any] | None:
+        keys = [k for k in gold if keep(k)]
+        return _headline({k: gold[k] for k in keys}, {k: pred[k] for k in keys}) if keys else None
+
+    report["never_tuned"] = subset(lambda k: parts.get(k, "") not in tuned)
+    report["tuned"] = subset(lambda k: parts.get(k, "") in tuned)
+    report["tuned_parts"] = sorted(tuned)
+    report["never_tuned_parts"] = sorted({p for p in parts.values() if p not in tuned})
+    details = {"per_part": {part: subset(lambda k, part=part: parts.get(k) == part)
+                            for part in sorted(set(parts.values()), key=_part_order)},
+               "per_language": {"English": subset(lambda k: languages.get(k[0]) == "English"),
+                                "other": subset(lambda k: languages.get(k[0]) != "English")}}
+    return {"report": report, "details": details, "records": records}
+
+
+def _part_order(part: str) -> tuple[int, str]:
+    digits = "".join(ch for ch in part if ch.isdigit())
+    return (int(digits) if digits else 0, part)

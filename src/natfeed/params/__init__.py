@@ -18,6 +18,7 @@ from natfeed.params.data import (
     BalanceParams,
     BuildKtoParams,
     ExpectationsParams,
+    ExtractQualityParams,
     IngestParams,
     ValidateParams,
 )
@@ -31,6 +32,7 @@ from natfeed.params.tracking import TrackingParams
 
 __all__ = [
     "BalanceParams", "BaseModelParams", "BuildKtoParams", "EvaluateParams", "ExpectationsParams", "ExtractParams",
+    "ExtractQualityParams",
     "GateParams", "HeuristicParams", "IngestParams", "LLMParams", "LlmJudgeParams", "LoraParams", "OpenAIParams",
     "Params", "ParamsError", "PathsParams", "RegisterParams", "RmJudgeParams", "ScratchParams", "TrackingParams", "TrainParams",
     "TransformersParams", "VLLMParams", "ValidateParams", "load_params", "parse_params",
@@ -43,6 +45,7 @@ class Params(Section):
     paths: PathsParams = Field(default_factory=PathsParams)
     ingest: IngestParams = Field(default_factory=IngestParams)
     extract: ExtractParams = Field(default_factory=ExtractParams)
+    extract_quality: ExtractQualityParams = Field(default_factory=ExtractQualityParams)
     validate_: ValidateParams = Field(default_factory=ValidateParams, alias="validate")
     build_kto: BuildKtoParams = Field(default_factory=BuildKtoParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)

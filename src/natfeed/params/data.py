@@ -111,3 +111,12 @@ class BuildKtoParams(Section):
         if self.ratio_min > self.ratio_max:
             raise ValueError(f"ratio_min {self.ratio_min} > ratio_max {self.ratio_max}")
         return self
+
+
+class ExtractQualityParams(Section):
+    """Stage extract_quality: which gold parts the heuristic's rules were tuned on (the rest were never looked
+    at while tuning: their figures are the honest ones)."""
+
+    tuned_parts: list[str] = Field(default_factory=lambda: ["dev_part1", "dev_part2", "dev_part3"],
+                                   description="Gold parts (the `part` column of paths.gold_labels) used to tune "
+                                   "the rules; every other part counts as never tuned on")

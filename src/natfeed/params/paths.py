@@ -48,6 +48,9 @@ class PathsParams(Section):
     base_model_dir: str = Field("models/base", description="Embedded default base model (stage base_model)")
     sft_model_dir: str = Field("models/sft", description="SFT model (stage train)")
     policy_dir: str = Field("models/policy", description="KTO policy, the trained model (stage train)")
+    register_record: str = Field("mlruns/register_record.json", description="What the register stage put in "
+                                 "the local MLflow store (not in git, like the store): a clone without the store "
+                                 "lacks it, so `dvc repro` registers the model there too")
 
     @model_validator(mode="after")
     def _siblings(self) -> PathsParams:

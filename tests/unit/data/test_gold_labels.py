@@ -32,3 +32,28 @@ def test_load_and_compare(tmp_path):
 def test_bad_gold_files(tmp_path, body, msg):
     with pytest.raises(GoldError, match=msg):
         load_gold(_gold(tmp_path, "conversation_id,user_turn,category\n" + body))
+
+
+def test_split_quality_separates_tuned_and_never_tuned_parts(tmp_path):
+    from natfeed.data.extract_quality import load_gold_parts, split_quality
+
+    gold_csv = tmp_path / "gold.csv"
+    gold_csv.write_text("conversation_id,user_turn,category,part,note\n"
+                        "a,2,positive_feedback,dev_part1,\n"
+                        "b,2,make_aware_without_correction,dev_part4,\n"
+                        "b,3,none,dev_part4,\n"
+                        "c,2,repeat_or_rephrase,dev_part9,\n")
+    fb = feedback_frame([("a", 1, "positive_feedback"), ("b", 2, "positive_feedback"), ("c", 1, "repeat_or_rephrase")])
+    result = split_quality(fb, load_gold(gold_csv), load_gold_parts(gold_csv), ["dev_part1"],
+                           {"a": "English", "b": "Chinese", "c": "English"})
+    report, details = result["report"], result["details"]
+    assert report["n_turns"] == 4 and report["tuned"]["n_turns"] == 1 and report["never_tuned"]["n_turns"] == 3
+    assert report["tuned"]["detection"]["f1"] == 1.0
+    assert report["never_tuned"]["micro"]["precision"] == 0.5  # b turn 3 is wrongly feedback; c is right
+    assert report["never_tuned_parts"] == ["dev_part4", "dev_part9"]
+    assert list(details["per_part"]) == ["dev_part1", "dev_part4", "dev_part9"]
+    assert details["per_language"]["other"]["n_turns"] == 2
+    assert result["records"] == [{"actual": "positive_feedback", "predicted": "positive_feedback"},
+                                 {"actual": "make_aware_without_correction", "predicted": "none"},
+                                 {"actual": "none", "predicted": "positive_feedback"},
+                                 {"actual": "repeat_or_rephrase", "predicted": "repeat_or_rephrase"}]

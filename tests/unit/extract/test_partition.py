@@ -124,6 +124,8 @@ def _params(tmp_path: Path):
 
 def test_partitions_then_merge_equal_one_run(tmp_path):
     raw, params = sample_head(tmp_path), _params(tmp_path)
+    with open(raw, "ab") as fh:  # malformed rows to quarantine
+        fh.write(b'{"conversation_id": "broken", "conversation": [\n["not", "an", "object"]\n')
     whole = extract_file(raw, tmp_path / "whole" / "feedback.parquet", params)
     parts = []
     for i in range(3):
