@@ -93,6 +93,13 @@ class ConversationReader:
                 if self.rejected is not None:
                     self.rejected.add(rejected_row(rec, err.reason, err.detail))
 
+    def prepared(self, detect_language: bool = True, min_confidence: float = MIN_CONFIDENCE,
+                 min_letters: int = MIN_LETTERS) -> Iterator[list[Conversation]]:
+        """:meth:`batches` with the missing languages of raw logs detected (ingested parquet has them)."""
+        detect = detect_language and not self.normalised
+        for batch in self.batches():
+            yield with_languages(batch, min_confidence, min_letters) if detect else batch
+
     def batches(self) -> Iterator[list[Conversation]]:
         """Batches of distinct conversations, in input order (languages not yet detected)."""
         buf: list[Conversation] = []
@@ -110,7 +117,4 @@ def iter_conversation_batches(path: str | Path, batch_size: int, rejected: Parqu
                               detect_language: bool = True, min_confidence: float = MIN_CONFIDENCE,
                               min_letters: int = MIN_LETTERS) -> Iterator[list[Conversation]]:
     """Batches of distinct conversations from ``path``; raw logs get their missing languages detected."""
-    reader = ConversationReader(path, batch_size, rejected)
-    detect = detect_language and not reader.normalised
-    for batch in reader.batches():
-        yield with_languages(batch, min_confidence, min_letters) if detect else batch
+    yield from ConversationReader(path, batch_size, rejected).prepared(detect_language, min_confidence, min_letters)

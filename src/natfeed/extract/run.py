@@ -92,13 +92,6 @@ def _results(batches: Iterable[list[Conversation]], params: ExtractParams, extra
             yield fut.result()
 
 
-def _prepared(reader: ConversationReader, params: ExtractParams) -> Iterator[list[Conversation]]:
-    """The reader's batches with missing languages detected (raw logs only)."""
-    detect = params.detect_language and not reader.normalised
-    for batch in reader.batches():
-        yield with_languages(batch, params.language_min_confidence, params.language_min_letters) if detect else batch
-
-
 def extract_file(
     input_path: str | Path, output: str | Path, params: ExtractParams, extractor: Extractor | None = None
 ) -> dict[str, Any]:
@@ -121,7 +114,8 @@ def extract_file(
     ):
         reader.rejected = rejected
         bar = tqdm(desc=f"extract ({identity})", unit=" conv", disable=None)
-        for rows, n_conv, n_turns in _results(_prepared(reader, params), params, extractor):
+        for rows, n_conv, n_turns in _results(reader.prepared(params.detect_language, params.language_min_confidence,
+                                                               params.language_min_letters), params, extractor):
             for row in rows:
                 sink.add(row)
                 per_category[row["category"]] += 1
