@@ -47,8 +47,7 @@ def write_params(path: Path, overrides: list[str]) -> dict[str, object]:
         if not sep:
             raise SystemExit(f"--set wants KEY=VALUE, got {item!r}")
         heuristic[key.strip()] = yaml.safe_load(value)
-    if heuristic:
-        path.write_text(yaml.safe_dump({"extract": {"heuristic": heuristic}}), encoding="utf-8")
+    path.write_text(yaml.safe_dump({"extract": {"heuristic": heuristic}}), encoding="utf-8")  # always: --params reads it
     return heuristic
 
 

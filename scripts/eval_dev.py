@@ -6,7 +6,7 @@ per-category scores, the confusion matrix and the speed. ``--errors`` lists misc
 ``--set KEY=VALUE`` overrides a ``HeuristicParams`` field (e.g. ``--set use_embeddings=true``). Only
 conversations listed in the corpora's ``dev_ids.txt`` are scored.
 
-    PYTHONPATH=src python scripts/eval_dev.py [--labels 'data/labels/dev_*.csv'] [--errors] [--set K=V]
+    PYTHONPATH=src python scripts/eval_dev.py [--labels 'data/labels/dev_*.csv' ...] [--errors] [--set K=V]
 """
 
 from __future__ import annotations
@@ -33,10 +33,15 @@ SHORT = {
 }
 
 
-def read_gold(pattern: str) -> dict[tuple[str, int], str]:
-    """Gold labels of every CSV matching ``pattern`` (later files win on duplicate turns)."""
+def label_files(patterns: list[str]) -> list[str]:
+    """The label CSVs matching any of ``patterns``, sorted."""
+    return sorted({f for pattern in patterns for f in glob.glob(pattern)})
+
+
+def read_gold(patterns: list[str]) -> dict[tuple[str, int], str]:
+    """Gold labels of every CSV matching ``patterns`` (later files win on duplicate turns)."""
     gold: dict[tuple[str, int], str] = {}
-    for path in sorted(glob.glob(pattern)):
+    for path in label_files(patterns):
         with open(path, newline="", encoding="utf-8") as fh:
             for row in csv.DictReader(fh):
                 cat = (row.get("category") or "").strip() or NONE
@@ -96,7 +101,8 @@ def turn_inputs(conversation: list[dict[str, str]]) -> dict[int, tuple[str, str,
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--labels", default="data/labels/dev_*.csv")
+    ap.add_argument("--labels", action="append", metavar="GLOB",
+                    help="label CSVs (repeatable; default data/labels/dev_*.csv)")
     ap.add_argument("--corpora", type=Path, default=Path("/work/shared/corpora"))
     ap.add_argument("--errors", action="store_true", help="print misclassified turns")
     ap.add_argument("--width", type=int, default=160, help="characters of each text shown with --errors")
@@ -104,6 +110,7 @@ def main() -> None:
                     help="override a HeuristicParams field, e.g. use_embeddings=true (repeatable)")
     args = ap.parse_args()
 
+    args.labels = args.labels or ["data/labels/dev_*.csv"]
     gold = read_gold(args.labels)
     dev_ids = read_dev_ids(args.corpora)
     if dev_ids is not None:
@@ -129,7 +136,7 @@ def main() -> None:
                 clip = lambda s: s[: args.width].replace("\n", " ⏎ ")  # noqa: E731
                 print(f"[{SHORT[gold[k]]}->{SHORT[pred[k]]}] {k[0][:10]} t{k[1]} {decisions[k].cue}")
                 print(f"    A: {clip(reply)}\n    U: {clip(text)}")
-    files = sorted(glob.glob(args.labels))
+    files = label_files(args.labels)
     print(
         f"labels: {', '.join(Path(f).name for f in files)}; turns {len(keys)} (skipped {len(gold) - len(keys)})"
     )

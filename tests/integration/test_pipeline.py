@@ -166,7 +166,8 @@ def test_extract_quality_report(repo):
     q = _json(repo, "reports/extract_quality.json")
     assert q["n_turns"] >= 500  # every judged turn of the real conversations that ingest kept
     assert q["never_tuned"]["n_turns"] + q["tuned"]["n_turns"] == q["n_turns"] and q["never_tuned"]["n_turns"] > 300
-    assert q["tuned_parts"] == ["dev_part1", "dev_part2", "dev_part3"]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert q["tuned_parts"] == params["extract_quality"]["tuned_parts"] and "dev_part4" not in q["tuned_parts"]
     # real conversations: these floors catch a broken extractor, not a tuned one
     assert q["detection"]["f1"] > 0.45 and q["micro"]["f1"] > 0.35
     confusion = _json(repo, "reports/extract_confusion.json")
@@ -192,15 +193,46 @@ def test_mlflow_runs_grouped_under_pipeline_run(repo):
     mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["natfeed"], output_format="list")
     stages = {r.data.tags.get("natfeed.stage") for r in runs if r.data.tags.get("natfeed.kind") == "stage"}
-    assert {"ingest", "extract", "extract_quality", "validate", "build_kto", "base_model", "train",
+    assert {"ingest", "extract", "extract_quality", "validate", "build_kto", "dataset_card", "base_model", "train",
             "evaluate", "register"} <= stages
     parents = [r for r in runs if r.data.tags.get("natfeed.kind") == "pipeline"]
-    assert len(parents) == 1
+    assert len(parents) == 1  # one per `dvc repro`
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(children) >= 5
+    assert {r.info.run_name for r in children} == stages  # every stage that ran, named by stage
+    parent = parents[0].info
+    sha = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    assert parent.run_name.startswith(f"pipeline {sha[:7]}")  # short commit and start time
+    assert parent.start_time <= min(r.info.start_time for r in children)
+    assert parent.end_time >= max(r.info.end_time for r in children)  # the duration spans the stages
+    with_datasets = {r.info.run_name for r in children if r.inputs.dataset_inputs}
+    assert {"ingest", "extract", "extract_quality", "validate", "build_kto", "train", "evaluate"} <= with_datasets
     ingest = next(r for r in children if r.data.tags["natfeed.stage"] == "ingest")
     assert ingest.data.metrics["rows_read"] > 0
     assert ingest.data.tags["git_commit"] != "unknown"
+
+
+def test_metrics_show_is_readable_and_the_summary_short(repo):
+    shown = dvc("metrics", "show", cwd=repo).stdout
+    lines = shown.splitlines()
+    assert lines and max(map(len, lines)) <= 300, shown
+    assert "reports/metrics/extract_quality.json" in shown and "{" not in shown
+    summary = run([str(Path(sys.executable).parent / "natfeed"), "summary"], repo).stdout.splitlines()
+    assert len(summary) <= 25 and max(map(len, summary)) <= 160
+    text = "\n".join(summary)
+    assert "never-tuned gold" in text and "not run" not in text and "champion v" in text
+
+
+def test_dataset_card_lists_files_that_load(repo):
+    from datasets import load_dataset
+
+    card = (repo / "data/processed/README.md").read_text()
+    meta = yaml.safe_load(card.split("---\n")[1])
+    for config in meta["configs"]:
+        files = {f["split"]: str(repo / "data/processed" / f["path"]) for f in config["data_files"]}
+        ds = load_dataset("parquet", data_files=files, cache_dir=str(repo / ".hf_cache"))
+        assert all(len(ds[split]) > 0 for split in files), config
+    assert all((repo / "data/processed/figures" / f"{n}.png").is_file() for n in
+               ("feedback_share", "categories", "rate_by_language", "rate_by_model", "feedback_position"))
 
 
 def test_second_repro_runs_nothing_and_status_is_clean(repo):

@@ -117,6 +117,6 @@ class ExtractQualityParams(Section):
     """Stage extract_quality: which gold parts the heuristic's rules were tuned on (the rest were never looked
     at while tuning: their figures are the honest ones)."""
 
-    tuned_parts: list[str] = Field(default_factory=lambda: ["dev_part1", "dev_part2", "dev_part3"],
+    tuned_parts: list[str] = Field(default_factory=lambda: [f"dev_part{i}" for i in (1, 2, 3, 6, 7, 8)],
                                    description="Gold parts (the `part` column of paths.gold_labels) used to tune "
                                    "the rules; every other part counts as never tuned on")

@@ -94,6 +94,11 @@ _QUESTION_START = re.compile(
     r"为什么|为啥|怎么|什么|почему|как|что|зачем|por ?qu[eé]|c[oó]mo|qu[eé]|pourquoi|comment|warum|wie|was|porque)(?!\w)"
 )
 _WORDS = re.compile(r"\w+")
+_TERM_QUESTION = re.compile(
+    r"^\W*(?:what(?:'s| is| are| does) (?:an? |the )?|explain (?:more )?(?:on |about )?(?:why )?|"
+    r"что (?:такое|значит) |qu'est-ce que |qué es (?:el |la |un |una )?|was (?:ist|bedeutet) (?:ein |eine |der |die |das )?)"
+    r"(?P<term>[^?？\n]{2,40}?)(?: mean| means| command)?\W*$"
+)
 _REVISION = re.compile(
     r"^\W*(?:please |pls )?(?:make|keep|change|rewrite|re write|write|shorten|simplify|do) (?:it|this|that|the (?!following)\w+|in)\b.{0,40}?"
     r"\b(?:more|less|shorter|longer|simpler|simple|simplicity|easier|better|(?:one|two|three|\d+) (?:words|lines|sentences))\b"
@@ -105,6 +110,23 @@ _REVISION = re.compile(
     r"|^\W*(?:mach|schreibe?|ändere)\w*.{0,40}?(?:\w+er\b|kürzer|einfacher|länger)"
     r"|^\W*(?:faça|deixe|reescreva)\w*.{0,30}?(?:mais|menos)"
 )
+
+
+_FILLER = frozenset(
+    "like that this it so just again please and but ok okay all at now then too again here there".split()
+)
+_SPACED_WORDS = re.compile(r"[^\W\d_]+")
+
+
+def _foreign_languages(head: str) -> frozenset[str]:
+    """The gated cue languages (``lexicons.GATED``) an English-reading turn is not written in."""
+    words = _SPACED_WORDS.findall(head[:200])
+    english = sum(w in lx.STOPWORDS["en"] for w in words)
+    if english < 2:
+        return frozenset()
+    return frozenset(
+        lang for lang in lx.GATED if sum(w in lx.STOPWORDS[lang] for w in words) < english
+    )
 
 
 def _position_weight(pos: int, length: int, p: HeuristicParams) -> float:
@@ -127,6 +149,7 @@ class _Turn:
     present: set[str]  # cue literals found in the head
     reply: str
     reply_head: str
+    skip: frozenset[str] = frozenset()  # cue languages this turn is not written in (``lexicons.GATED``)
 
     @property
     def is_question(self) -> bool:
@@ -201,7 +224,7 @@ class HeuristicClassifier:
             return TurnDecision(None, 1.0, "after-greeting")
         if len(head) < 40 and _CONT_ONLY.match(head):
             return TurnDecision(None, 1.0, "continuation")
-        turn = _Turn(stripped, head, _HEAD_SCAN.present(head), prev_reply, reply_head)
+        turn = _Turn(stripped, head, _HEAD_SCAN.present(head), prev_reply, reply_head, _foreign_languages(head))
         signals = self._lexical_signals(turn)
         structural, open_ = self._structural_signals(turn, earlier_user)
         signals += structural
@@ -232,9 +255,9 @@ class HeuristicClassifier:
     ) -> tuple[float, str, int]:
         """(confidence, cue, end offset) of the first cue of ``matcher`` in the turn's head; (0, "", -1) if none."""
         m = (
-            matcher.search(turn.head)
+            matcher.search(turn.head, turn.skip)
             if isinstance(matcher, StartMatcher)
-            else matcher.search(turn.head, turn.present)
+            else matcher.search(turn.head, turn.present, turn.skip)
         )
         if m is None:
             return 0.0, "", -1
@@ -256,20 +279,39 @@ class HeuristicClassifier:
             out.append(_Signal(POSITIVE, conf, cue))
         conf, cue, end = self._cue(_COMP_START, turn, "complaint", 0.8 * start_scale)
         if conf:
-            rest = turn.head[end : end + 200]
-            detailed = len(_WORDS.findall(rest)) >= 5 and "?" not in rest and "error" not in cue
-            out.append(
-                _Signal(CORRECTION, conf * 0.85, cue + "+detail")
-                if detailed
-                else _Signal(COMPLAINT, conf, cue)
-            )
+            out.append(self._complaint(turn, conf, cue, end))
         for matcher, category, name, base in _ANY_TABLES:
-            conf, cue, _ = self._cue(matcher, turn, name, base)
-            if conf and (category != CLARIFY or len(turn.text) <= p.long_turn_chars):
-                out.append(_Signal(category, conf, cue))
+            conf, cue, end = self._cue(matcher, turn, name, base)
+            if not conf or (category == CLARIFY and len(turn.text) > p.long_turn_chars):
+                continue
+            if category != CLARIFY and turn.is_question and not self._points_at_reply(turn):
+                continue  # "what happens if it lacks vitamin D?": a question about new content
+            opening = category == COMPLAINT and end <= p.start_window + 25
+            out.append(self._complaint(turn, conf, cue, end) if opening else _Signal(category, conf, cue))
         if len(turn.text) > p.head_chars and p.tail_chars:
             out += self._tail_signals(turn.text[-p.tail_chars :].lower())
         return out
+
+    def _complaint(self, turn: _Turn, conf: float, cue: str, end: int) -> _Signal:
+        """An opening complaint; followed by a statement of what is right, it is a correction.
+
+        "That's wrong, the capital is Canberra." gives the fix; "It doesn't work like that, you did
+        it wrong." only complains twice: complaint cues and filler words after the first do not count.
+        """
+        rest = turn.head[end : end + 200]
+        again = _COMP_ANY.search(rest, skip=turn.skip)
+        if again is not None:
+            rest = rest[: again[0]] + " " + rest[again[1] :]
+        words = [w for w in _WORDS.findall(rest) if w not in _FILLER]
+        if len(words) >= 4 and "?" not in rest and "error" not in cue:
+            return _Signal(CORRECTION, conf * 0.85, cue + "+detail")
+        return _Signal(COMPLAINT, conf, cue)
+
+    def _points_at_reply(self, turn: _Turn) -> bool:
+        """Whether the turn refers back to the reply (this/that/you, or two content words taken from it)."""
+        if _DEICTIC.search(turn.head, turn.present, turn.skip) is not None:
+            return True
+        return shared_content_words(turn.text, turn.reply) >= 2
 
     def _tail_signals(self, tail: str) -> list[_Signal]:
         """Complaints written after a pasted block ("<code> ... this doesn't work")."""
@@ -353,13 +395,23 @@ class HeuristicClassifier:
             if quoted.strip() and quoted.strip() in reply_low:
                 return _Signal(CLARIFY, 0.62, "question:quotes-reply")
         if why is None:
-            return None
+            return self._term_question(turn)
         previous = earlier[-1] if earlier else ""
         refers = _DEICTIC.search(turn.head, turn.present) is not None
         shared = shared_content_words(turn.text, turn.reply) - shared_content_words(turn.text, previous)
         if refers or shared >= 2:
             return _Signal(CLARIFY, 0.58 if refers else 0.52, f"question:{why[2]}:{why[3][:16]}")
         return None
+
+    def _term_question(self, turn: _Turn) -> _Signal | None:
+        """A short "what is X?" / "explain why X" about a term the reply used: the reply was unclear to the user."""
+        m = _TERM_QUESTION.match(turn.head)
+        if m is None or len(turn.text) > 80:
+            return None
+        term = m.group("term").strip(" ?？.!")
+        if len(term) < 2 or term not in turn.reply[:4000].lower():
+            return None
+        return _Signal(CLARIFY, 0.55, f"question:term:{term[:16]}")
 
     def _error_paste(self, turn: _Turn, earlier: Sequence[str]) -> _Signal | None:
         """Error output pasted right after the assistant gave code: the reply did not work."""
@@ -369,11 +421,13 @@ class HeuristicClassifier:
         return _Signal(COMPLAINT, 0.62, f"error-paste:{m[3][:24]}")
 
     def _revision_request(self, turn: _Turn, earlier: Sequence[str]) -> _Signal | None:
-        """A short order to redo the reply differently ("make it shorter", "keep it to two lines")."""
-        if len(turn.text) > self.params.short_turn_chars:
-            return None
+        """An order to redo the reply differently ("make it shorter", "re write in simplicity: <the reply>")."""
         m = _REVISION.search(turn.head)
-        return None if m is None else _Signal(CORRECTION, 0.53, f"revision:{m.group(0)[:24]}")
+        if m is None:
+            return None
+        if len(turn.text) > self.params.short_turn_chars and shared_content_words(turn.text, turn.reply) < 5:
+            return None  # a long turn counts only when what follows the order is the reply pasted back
+        return _Signal(CORRECTION, 0.53, f"revision:{m.group(0)[:24]}")
 
     # ---------------------------------------------------------------- decision
 

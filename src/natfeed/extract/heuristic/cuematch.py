@@ -31,13 +31,20 @@ class StartMatcher:
     """A cue table matched only at the start of a turn (after an optional filler word)."""
 
     def __init__(self, table: lx.Table) -> None:
-        alternation = "|".join(_group(lang, pats) for lang, pats in table.items())
-        filler = r"(?:(?:ok(?:ay)?|oh|hmm+|well|but|and|so|yes|yeah|ah|嗯|哦|ну|а|и|bueno|bon|also|então)[\s,.!…]+)?"
-        self._regex = re.compile(rf"^[\s\W]{{0,3}}{filler}(?:{alternation})")
+        self._table = table
+        self._regexes: dict[frozenset[str], re.Pattern[str]] = {}
 
-    def search(self, text: str) -> Match | None:
-        """(start, end, language, matched text) of the opening cue, or None."""
-        m = self._regex.match(text)
+    def _regex(self, skip: frozenset[str]) -> re.Pattern[str]:
+        regex = self._regexes.get(skip)
+        if regex is None:
+            alternation = "|".join(_group(lang, pats) for lang, pats in self._table.items() if lang not in skip)
+            filler = r"(?:(?:ok(?:ay)?|oh|hmm+|well|but|and|so|yes|yeah|ah|嗯|哦|ну|а|и|bueno|bon|also|então)[\s,.!…]+)?"
+            regex = self._regexes[skip] = re.compile(rf"^[\s\W]{{0,3}}{filler}(?:{alternation})")
+        return regex
+
+    def search(self, text: str, skip: frozenset[str] = frozenset()) -> Match | None:
+        """(start, end, language, matched text) of the opening cue, or None; ``skip``: languages not tried."""
+        m = self._regex(skip).match(text)
         if m is None or m.lastgroup is None:
             return None
         return m.start(m.lastgroup), m.end(), m.lastgroup, m.group(m.lastgroup)
@@ -116,10 +123,13 @@ class CueMatcher:
                     self.owners.setdefault(lit, set()).add(idx)
         self._scanner = LiteralScanner(set(self.owners))
 
-    def search(self, text: str, present: set[str] | None = None) -> Match | None:
+    def search(
+        self, text: str, present: set[str] | None = None, skip: frozenset[str] = frozenset()
+    ) -> Match | None:
         """(start, end, language, matched text) of the earliest cue in ``text``, or None.
 
-        ``present`` are the literals already known to occur in ``text`` (from a shared scan).
+        ``present`` are the literals already known to occur in ``text`` (from a shared scan);
+        cues of the languages in ``skip`` are not tried.
         """
         if present is None:
             present = self._scanner.present(text)
@@ -129,6 +139,8 @@ class CueMatcher:
         best: Match | None = None
         for idx in cands:
             lang, pat = self._patterns[idx]
+            if lang in skip:
+                continue
             m = pat.search(text)
             if m is not None and (best is None or (m.start(), -m.end()) < (best[0], -best[1])):
                 best = (m.start(), m.end(), lang, m.group(0))

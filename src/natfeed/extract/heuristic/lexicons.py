@@ -18,7 +18,7 @@ assistant reply (``REFUSAL``) and error output in a user turn (``ERROR_OUTPUT``)
 
 from __future__ import annotations
 
-SPACED: frozenset[str] = frozenset({"en", "ru", "es", "fr", "de", "pt", "it", "tr", "ar", "ko"})
+SPACED: frozenset[str] = frozenset({"en", "ru", "es", "fr", "de", "pt", "it", "tr", "ar", "fa", "ko"})
 """Languages whose fragments get word boundaries."""
 
 Table = dict[str, tuple[str, ...]]
@@ -307,6 +307,7 @@ COMPLAINT_START: Table = {
     "ko": (r"아니", r"틀렸", r"잘못"),
     "ja": (r"違う", r"いいえ", r"間違"),
     "ar": (r"لا[،,.!]", r"خطأ", r"غلط"),
+    "fa": (r"نه(?=[\s،,.!])", r"اینطوری نه", r"این(?:طور|جوری) نیست", r"اشتباه", r"غلط", r"درست نیست"),
 }
 
 COMPLAINT_ANY: Table = {
@@ -314,8 +315,9 @@ COMPLAINT_ANY: Table = {
         r"(?:that'?s|that is|this is|it'?s|it is|you'?re|you are|answer is|still|is still|was) (?:wrong|incorrect|false|bad|terrible"
         r"|useless|nonsense|garbage|unhelpful|not (?:correct|right|true|accurate|helpful|working|good|what))",
         r"wrong (?:answer|again|result|output|code|one)",
-        r"(?:it|this|that|the code|code|script|your code|your solution|the solution)"
-        r" (?:still )?(?:doesn'?t|does not|didn'?t|did not|don'?t|isn'?t|is not|won'?t|will not|can'?t)"
+        r"(?:it|this|that|this one|that one|the code|code|script|your code|your solution|the solution"
+        r"|(?:step|line|part) (?:number )?\w+)"
+        r" (?:still |just )?(?:doesn'?t|does not|didn'?t|did not|don'?t|isn'?t|is not|won'?t|will not|can'?t)"
         r" (?:work|run|compile|help|make sense|answer|match)\w*",
         r"(?:you|u) (?:are|'re|r) (?:wrong|mistaken|incorrect|hallucinating|lying)",
         r"you (?:got|did|have) (?:it|that|this|something) wrong",
@@ -486,8 +488,13 @@ COMPLAINT_ANY: Table = {
 # --------------------------------------------------------------------------------------------
 CORRECTION_ANY: Table = {
     "en": (
-        r"i (?:said|asked(?: for| you)?|told you|meant|wanted|want you to|need(?:ed)? you to|was asking|am asking|did say|specifically)",
-        r"(?:no|not)[,.]? i (?:said|meant|want|asked|need)\w*",
+        r"(?<!if )i (?:said|asked(?: for| you)?|told you|meant|wanted|want you to(?! act)|need(?:ed)? you to(?! act)"
+        r"|was asking|am asking|did say|specifically)",
+        r"(?:no|not)[,.]? i (?:said|meant|mean|want|asked|need)\w*",
+        r"you (?:couldn'?t|could not|failed to|didn'?t manage to) (?:fix|solve|do|get|make|answer|include|follow)\w*",
+        r"you (?:violated|broke|disregarded)",
+        r"(?:it|this|that|the code|your code) (?:still )?(?:has|have) (?:some |a few |many |a |an |two |several )?"
+        r"(?:bugs?|errors?|issues|problems|mistakes)",
         r"as i (?:said|mentioned|asked)",
         r"like i said",
         r"you (?:forgot|missed|left out|omitted|skipped|ignored|dropped|removed|changed|mixed)",
@@ -926,6 +933,21 @@ REPLY_ASKS_USER: tuple[str, ...] = (
     r"você quis dizer",
 )
 """The assistant asked the user for details: supplying them is not feedback."""
+
+GATED: frozenset[str] = frozenset({"es", "fr", "de", "pt", "it", "tr"})
+"""Latin-script languages whose cues ("super", "toll", "bravo", "no,") are also English words or look
+like them: they count only in a turn that does not read as English (see ``STOPWORDS``)."""
+
+STOPWORDS: dict[str, frozenset[str]] = {
+    "en": frozenset("the a an is are was i you it this that to of and in for with my me can please what not".split()),
+    "es": frozenset("el la los las es un una que de y en por para con mi yo tú no lo se".split()),
+    "fr": frozenset("le la les est un une que de et en pour avec je tu vous ce ne pas des du".split()),
+    "de": frozenset("der die das ist ein eine und zu ich du nicht mit für auf es sie wir den dem".split()),
+    "pt": frozenset("o a os as é um uma que de e em para com eu você não do da se".split()),
+    "it": frozenset("il la le è un una che di e in per con io tu non lo gli del della".split()),
+    "tr": frozenset("bir ve bu da de ne için ile ben sen mi çok daha gibi".split()),
+}
+"""Function words that tell a gated language's turn from an English one."""
 
 REFUSAL: Table = {
     "en": (

@@ -340,7 +340,8 @@ def test_embeddings_are_asked_only_when_the_answer_can_change_the_category(
     assert clf.classify("What is the capital of Australia?", REPLY, ASKED).cue.startswith("repeat:")
     assert clf.classify("Thanks, that's perfect!", REPLY, ASKED).category == "positive_feedback"
     earlier, text = SLEEP  # a stronger negative signal wins whatever the cosine says
-    assert clf.classify(f"That's wrong. {text}", NEUTRAL, [earlier]).category == "make_aware_without_correction"
+    # "That's wrong." followed by what the user wants is a correction
+    assert clf.classify(f"That's wrong. {text}", NEUTRAL, [earlier]).category == "make_aware_with_correction"
     assert calls == []
 
 
@@ -472,3 +473,53 @@ def test_cjk_rephrase_is_not_mistaken_for_a_new_template_request() -> None:
 def test_cjk_numerals_on_the_same_template_are_a_new_request() -> None:
     earlier = ["写一个创新创业PPT结束语八个字"]  # "... in eight characters" -> "... in four characters"
     assert category("写一个创新创业PPT结束语四个字", "踏实创新，薪火相传。", earlier) is None
+
+
+# ---------------------------------------------------------------- issue 11: cases a new user hit
+
+
+def test_negation_followed_by_the_right_answer_is_a_correction() -> None:
+    assert category("That's wrong, the capital is Canberra.") == "make_aware_with_correction"
+    assert category("No, that's not right.") == "make_aware_without_correction"
+
+
+def test_a_second_complaint_is_not_the_detail_of_a_correction() -> None:
+    assert category("It doesn't work like that, you did it wrong.") == "make_aware_without_correction"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Write me a super detailed plan for the trip to Rome",
+        "Can you make the intro super short and add a title to it",
+        "I need a toll free number for the bank in my city",
+    ],
+)
+def test_language_gated_cues_do_not_fire_in_english(text: str) -> None:
+    assert category(text) is None
+
+
+@pytest.mark.parametrize("text", ["Das ist super, danke", "Super, danke!", "C'est super, merci"])
+def test_language_gated_cues_still_fire_in_their_language(text: str) -> None:
+    assert category(text) == "positive_feedback"
+
+
+def test_cue_inside_a_question_about_new_content_is_not_feedback() -> None:
+    assert category("如果缺少维生素D会怎么样？") is None
+    assert category("你的回答缺少了第三部分") == "make_aware_with_correction"
+
+
+def test_persian_negation_with_an_instruction_is_a_correction() -> None:
+    assert category("نه، اینطوری نه! محتوای هر عنوان را زیر آن خلاصه کن") == "make_aware_with_correction"
+
+
+def test_short_question_about_a_term_of_the_reply_is_clarification() -> None:
+    assert category("What is Sydney?") == "ask_for_clarification"
+    assert category("What is a koala?") is None  # not in the reply: a new question
+
+
+def test_role_prompt_and_hypothetical_are_not_corrections() -> None:
+    assert category("I want you to act as a travel guide for Canberra and Sydney.") is None
+    assert category("How would your answer change if I told you it is for a school quiz?") != (
+        "make_aware_with_correction"
+    )
