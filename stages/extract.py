@@ -9,6 +9,7 @@ from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.extract.run import extract_file, write_paper_csv
 from natfeed.params import load_params
+from natfeed.report.headline import write_headline
 
 
 def main() -> None:
@@ -20,6 +21,7 @@ def main() -> None:
         report["natural_feedback_rows"] = write_paper_csv(paths.feedback, paths.natural_feedback_csv)
         out = Path(paths.reports_dir) / "extract.json"
         write_json(out, report)
+        write_headline(paths.metrics_dir, "extract", report)
         run.metrics(report)
         run.artifact(out)
         run.dataset(paths.conversations, context="input", name="conversations")

@@ -14,6 +14,7 @@ from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.data.extract_quality import load_gold, load_gold_parts, split_quality
 from natfeed.params import load_params
+from natfeed.report.headline import write_headline
 
 
 def main() -> None:
@@ -30,9 +31,12 @@ def main() -> None:
         rows = [{"category": c, **m} for c, m in result["report"]["per_category"].items()]
         pd.DataFrame(rows).to_csv(reports / "extract_per_category.csv", index=False)
         write_json(reports / "extract_quality.json", result["report"])
+        write_headline(paths.metrics_dir, "extract_quality", result["report"])
         write_json(reports / "extract_quality_details.json", result["details"])
         run.metrics({k: result["report"][k] for k in ("detection", "micro", "macro_f1", "never_tuned")})
         run.artifact(reports / "extract_quality_details.json")
+        run.dataset(paths.feedback, context="evaluation", name="feedback")
+        run.dataset(paths.gold_labels, context="gold", name="gold_labels")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.data.ingest import run_ingest
 from natfeed.params import load_params
+from natfeed.report.headline import write_headline
 
 
 def main() -> None:
@@ -19,6 +20,7 @@ def main() -> None:
         report = run_ingest(paths.raw_input, paths.conversations, params.ingest)
         out = Path(paths.reports_dir) / "ingest.json"
         write_json(out, report)
+        write_headline(paths.metrics_dir, "ingest", report)
         run.metrics(report)
         run.artifact(out)
         run.dataset(paths.conversations, context="output", name="conversations")

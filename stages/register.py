@@ -11,6 +11,7 @@ from natfeed.core.io import write_json
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.params import load_params
+from natfeed.report.headline import write_headline
 from natfeed.registry.promote import RegistryError
 from natfeed.registry.register import register_policy
 
@@ -24,6 +25,7 @@ def main() -> None:
     with stage_run("register", params.tracking, reg.model_dump()) as run:
         report = register_policy(paths.policy_dir, paths.reports_dir, paths.kto_dir, reg)
         write_json(Path(paths.reports_dir) / "register.json", report)
+        write_headline(paths.metrics_dir, "register", report)
         write_json(paths.register_record, {k: report[k] for k in ("model_name", "version", "model_uri", "aliases",
                                                                   "champion_version", "experiment")})
         run.metrics({"version": report["version"], "promoted": report["promoted"], **report["seconds"]})

@@ -13,6 +13,7 @@ from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.model.train import train
 from natfeed.params import load_params
+from natfeed.report.headline import write_headline
 
 
 def main() -> None:
@@ -27,6 +28,7 @@ def main() -> None:
         if main_process:
             out = Path(paths.reports_dir) / "train.json"
             write_json(out, report)
+            write_headline(paths.metrics_dir, "train", report)
             run.metrics(report)
             run.artifact(out)
             for name in ("sft_train", "kto_train"):

@@ -14,6 +14,7 @@ from natfeed.core.tracking import stage_run
 from natfeed.data.expectations import load_baseline
 from natfeed.data.validate import summary, validate_tables
 from natfeed.params import load_params
+from natfeed.report.headline import write_headline
 
 
 def main() -> int:
@@ -24,10 +25,12 @@ def main() -> int:
         report = validate_tables(pd.read_parquet(paths.conversations), pd.read_parquet(paths.feedback),
                                  params.validate_, load_baseline(paths.expectations_baseline), paths.data_docs_dir)
         write_json(reports / "validate.json", report)
+        write_headline(paths.metrics_dir, "validate", report)
         (reports / "validate.txt").write_text(summary(report) + "\n", encoding="utf-8")
         run.metrics({"passed": report["passed"], "failed_checks": report["failed_checks"],
                      "balance": report["balance"]})
         run.artifact(reports / "validate.json")
+        run.dataset(paths.feedback, context="validated", name="feedback")
     print(summary(report), file=sys.stderr if not report["passed"] else sys.stdout)
     return 0 if report["passed"] else 1
 

@@ -380,6 +380,78 @@ def models(
     typer.echo(table(rows))
 
 
+review_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Review extractor output in Label Studio and turn "
+                         "the reviewers' labels into gold (export tasks, import the export).")
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("export")
+def review_export(
+    input: Path = typer.Option(..., "--input", help="feedback.parquet written by `natfeed extract`."),
+    output: Path = typer.Option(..., "--output", help="Label Studio tasks JSON to write; the labelling config "
+                                "(<stem>.config.xml) and instructions (<stem>.instructions.html) go beside it."),
+    conversations: Path = typer.Option(None, "--conversations", help="The conversations parquet it was extracted "
+                                       "from: then every judged turn becomes a task (none where no row names it), "
+                                       "not only the feedback rows."),
+    max_confidence: float = typer.Option(None, "--max-confidence", help="Only the extractor's answers at or below "
+                                         "this confidence (turns it called none stay)."),
+    sample: int = typer.Option(None, "--sample", min=1, help="Draw this many tasks at random."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --sample."),
+    guidelines: Path = typer.Option(Path("docs/ANNOTATION_GUIDELINES.md"), "--guidelines",
+                                    help="Text shown to reviewers as the project's instructions (when it exists)."),
+) -> None:
+    """Write one Label Studio task per judged user turn, with the extractor's answer as a prediction.
+
+    In Label Studio: create a project, paste <stem>.config.xml as its labelling interface and
+    <stem>.instructions.html as its instructions, import the tasks; export as JSON when done.
+    """
+    from natfeed.data.review import export_tasks, select_turns
+
+    feedback = _read_table(input, "--input: feedback rows")
+    convs = _read_table(conversations, "--conversations") if conversations else None
+    turns = select_turns(feedback, convs, max_confidence, sample, seed)
+    text = guidelines.read_text(encoding="utf-8") if guidelines.exists() else None
+    result = export_tasks(turns, output, text)
+    shown = ", ".join(f"{k} {v}" for k, v in result["predicted"].items() if v)
+    typer.echo(f"wrote {result['tasks']} tasks to {output} (predicted: {shown or 'none'}); labelling config "
+               f"{result['config']}, instructions {result['instructions']}")
+
+
+@review_app.command("import")
+def review_import(
+    input: Path = typer.Option(..., "--input", help="Label Studio's JSON export of the project."),
+    output: Path = typer.Option(..., "--output", help="Gold CSV (conversation_id,user_turn,category,part,note) to "
+                                "merge into; created when missing."),
+    part: str = typer.Option("review", "--part", help="Value of the part column for the imported rows."),
+    prefer_new: bool = typer.Option(False, "--prefer-new", help="On a conflict take the reviewer's label (default: "
+                                    "keep the existing one)."),
+) -> None:
+    """Turn a Label Studio export into gold labels, merged with the existing ones; conflicts are listed."""
+    from natfeed.data.review import import_annotations
+
+    result = import_annotations(input, output, part, prefer_new)
+    typer.echo(f"{output}: {result.added} labels added, {result.unchanged} unchanged, {len(result.conflicts)} "
+               f"conflict(s), {len(result.skipped)} task(s) skipped")
+    for c in result.conflicts:
+        typer.echo(f"  conflict {c['conversation_id']} turn {c['user_turn']}: existing {c['existing']}, "
+                   f"review {c['new']} -> kept {c['kept']}")
+    for reason in result.skipped[:10]:
+        typer.echo(f"  skipped {reason}")
+
+
+@app.command()
+def summary(params: Path = ProjectParamsOpt) -> None:
+    """Print the last run's summary (what `make run` ends with): rows, feedback, quality, validation,
+    training, evaluation and the registry decision, from the stages' reports; at most 25 lines."""
+    from natfeed.core.tracking import git_commit
+    from natfeed.report.summary import build_summary
+
+    p = _project(params)
+    commit, dirty = git_commit()
+    label = (commit[:8] + ("+dirty" if dirty else "")) if commit else None
+    typer.echo("\n".join(build_summary(p.paths, p.tracking.tracking_uri, label)))
+
+
 def main() -> None:  # pragma: no cover - the console script
     sys.exit(app())
 

@@ -1,8 +1,9 @@
 """All MLflow tracking goes through this module.
 
-Each stage is one MLflow run, a child of the pipeline run that groups one ``dvc repro`` (same git
-commit and params): the runs share the tags ``natfeed.pipeline_run``, ``git_commit`` and
-``params_md5``. Only parameters, metrics, reports and dataset digests are logged — never raw
+Each stage is one MLflow run named after the stage, a child of the pipeline run that groups one
+``dvc repro`` (the ``dvc`` process the stages run under; outside DVC, the same git commit and params):
+the runs share the tags ``natfeed.pipeline_run``, ``git_commit`` and ``params_md5``. The parent run is
+named by short commit and start time, and its end moves with each stage's, so its duration spans them. Only parameters, metrics, reports and dataset digests are logged — never raw
 conversation text. ``MLFLOW_TRACKING_URI`` overrides the local store for a team server.
 """
 
@@ -11,9 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +79,35 @@ def numeric_metrics(report: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def dvc_process() -> tuple[int, float] | None:
+    """(pid, start time) of the ``dvc repro`` / ``dvc exp run`` process this stage runs under, or None."""
+    try:
+        import psutil
+
+        proc = psutil.Process().parent()
+        while proc is not None:
+            cmd = " ".join(proc.cmdline())
+            if "dvc" in cmd and (" repro" in cmd or " exp" in cmd or " experiments" in cmd):
+                return proc.pid, proc.create_time()
+            proc = proc.parent()
+    except Exception:  # noqa: BLE001 - no psutil, no permission: group by commit and params instead
+        return None
+    return None
+
+
 def _pipeline_tags(params_file: str | Path) -> dict[str, str]:
     sha, dirty = git_commit()
     pmd5 = file_md5(params_file) if Path(params_file).exists() else "none"
     lock = file_md5("dvc.lock") if Path("dvc.lock").exists() else "none"
-    run = os.environ.get(PIPELINE_ENV) or f"{sha[:10]}{'-dirty' if dirty else ''}-{pmd5[:8]}"
+    repro = dvc_process()
+    started = datetime.fromtimestamp(repro[1] if repro else time.time(), timezone.utc)
+    key = f"{sha[:10]}{'-dirty' if dirty else ''}-{pmd5[:8]}"
+    if repro is not None:
+        key += f"-dvc{repro[0]}-{int(repro[1])}"
+    run = os.environ.get(PIPELINE_ENV) or key
     return {"natfeed.pipeline_run": run, "git_commit": sha, "git_dirty": str(dirty),
-            "params_md5": pmd5, "dvc_lock_md5": lock}
+            "params_md5": pmd5, "dvc_lock_md5": lock,
+            "natfeed.pipeline_name": f"{sha[:7]}{'+dirty' if dirty else ''} {started:%Y-%m-%d %H:%M:%S}"}
 
 
 def _parent_run(mlflow: Any, experiment_id: str, tags: dict[str, str]) -> str:
@@ -93,10 +118,15 @@ def _parent_run(mlflow: Any, experiment_id: str, tags: dict[str, str]) -> str:
     if found:
         return found[0].info.run_id
     client = mlflow.MlflowClient()
-    run = client.create_run(experiment_id, run_name=f"pipeline {tags['natfeed.pipeline_run']}",
+    run = client.create_run(experiment_id, run_name=f"pipeline {tags['natfeed.pipeline_name']}",
                             tags={**tags, "natfeed.kind": "pipeline"})
     client.set_terminated(run.info.run_id)
     return run.info.run_id
+
+
+def _extend_parent(mlflow: Any, parent: str) -> None:
+    """Move the pipeline run's end to now: its duration spans every stage run so far."""
+    mlflow.MlflowClient().set_terminated(parent, end_time=int(time.time() * 1000))
 
 
 def configure(params: TrackingParams, create: bool = True) -> str:
@@ -166,9 +196,12 @@ def stage_run(stage: str, params: TrackingParams, stage_params: Mapping[str, Any
     experiment_id = configure(params)
     tags = _pipeline_tags(params_file)
     parent = _parent_run(mlflow, experiment_id, tags)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=stage,
-                          tags={**tags, "natfeed.stage": stage, "natfeed.kind": "stage",
-                                "mlflow.parentRunId": parent}):
-        flat = {k: str(v)[:6000] for k, v in flatten(stage_params).items()}
-        mlflow.log_params(flat)
-        yield StageRun(mlflow)
+    try:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=stage,
+                              tags={**tags, "natfeed.stage": stage, "natfeed.kind": "stage",
+                                    "mlflow.parentRunId": parent}):
+            flat = {k: str(v)[:6000] for k, v in flatten(stage_params).items()}
+            mlflow.log_params(flat)
+            yield StageRun(mlflow)
+    finally:
+        _extend_parent(mlflow, parent)  # after the stage run ended: the parent spans it

@@ -28,10 +28,11 @@ from natfeed.params.heuristic import HeuristicParams
 from natfeed.params.model import BaseModelParams, LoraParams, ScratchParams, TrainParams
 from natfeed.params.paths import PathsParams
 from natfeed.params.registry import GateParams, RegisterParams
+from natfeed.params.report import DatasetCardParams
 from natfeed.params.tracking import TrackingParams
 
 __all__ = [
-    "BalanceParams", "BaseModelParams", "BuildKtoParams", "EvaluateParams", "ExpectationsParams", "ExtractParams",
+    "BalanceParams", "BaseModelParams", "BuildKtoParams", "DatasetCardParams", "EvaluateParams", "ExpectationsParams", "ExtractParams",
     "ExtractQualityParams",
     "GateParams", "HeuristicParams", "IngestParams", "LLMParams", "LlmJudgeParams", "LoraParams", "OpenAIParams",
     "Params", "ParamsError", "PathsParams", "RegisterParams", "RmJudgeParams", "ScratchParams", "TrackingParams", "TrainParams",
@@ -48,6 +49,7 @@ class Params(Section):
     extract_quality: ExtractQualityParams = Field(default_factory=ExtractQualityParams)
     validate_: ValidateParams = Field(default_factory=ValidateParams, alias="validate")
     build_kto: BuildKtoParams = Field(default_factory=BuildKtoParams)
+    dataset_card: DatasetCardParams = Field(default_factory=DatasetCardParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
     base_model: BaseModelParams = Field(default_factory=BaseModelParams)
     train: TrainParams = Field(default_factory=TrainParams)

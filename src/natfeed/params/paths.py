@@ -40,7 +40,12 @@ class PathsParams(Section):
                                  "feedback)")
     natural_feedback_csv: str = Field("data/processed/natural_feedback.csv", description="Paper's format")
     kto_dir: str = Field("data/processed/kto", description="KTO/SFT train/test parquet files")
-    reports_dir: str = Field("reports", description="Metrics JSON and plots")
+    dataset_card: str = Field("data/processed/README.md", description="Hugging Face dataset card of the "
+                              "extracted data (stage dataset_card); its `configs` point at the parquet files")
+    figures_dir: str = Field("data/processed/figures", description="The card's PNG figures")
+    reports_dir: str = Field("reports", description="Each stage's full report (JSON) and plot data")
+    metrics_dir: str = Field("reports/metrics", description="The DVC metrics: a few numeric headline keys per "
+                             "stage (natfeed.report.headline), so that `dvc metrics show` stays readable")
     data_docs_dir: str = Field("reports/data_docs", description="great-expectations Data Docs HTML")
     expectations_baseline: str = Field(
         "reports/expectations_baseline.json", description="Profile of the last accepted dataset (drift)"

@@ -1,0 +1,166 @@
+"""The run summary `make run` ends with: what came in, what was found, how good it is, what was decided.
+
+It reads only the stages' full reports (``paths.reports_dir``) and the feedback table, so it works in
+any checkout after ``dvc repro`` (or ``dvc pull``); a stage that has not run shows as such. At most
+:data:`MAX_LINES` lines, none wider than :data:`WIDTH` characters.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from natfeed.core.categories import CATEGORIES
+from natfeed.params.paths import PathsParams
+from natfeed.report.headline import lookup
+
+MAX_LINES = 25
+WIDTH = 160
+_LABEL = 10  # width of the first column
+
+
+def fmt(value: Any) -> str:
+    """A figure for people: 3 significant digits for floats, thousands separators for integers."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
+
+
+def _read(reports: Path, name: str) -> dict[str, Any] | None:
+    path = reports / f"{name}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _feedback_conversations(feedback: str) -> int | None:
+    """How many conversations have at least one feedback row (None when the table cannot be read)."""
+    try:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(feedback, columns=["conversation_id"])
+    except Exception:  # noqa: BLE001 - a missing or foreign table only leaves the share out
+        return None
+    return len(set(table.column("conversation_id").to_pylist()))
+
+
+def _line(label: str, text: str) -> str:
+    line = f"{label:<{_LABEL}} {text}"
+    return line if len(line) <= WIDTH else line[: WIDTH - 1] + "…"
+
+
+def _not_run(label: str, name: str) -> str:
+    return _line(label, f"not run (no reports/{name}.json; `dvc repro` runs it)")
+
+
+def _data(r: Mapping[str, Any] | None) -> list[str]:
+    if r is None:
+        return [_not_run("data", "ingest")]
+    return [_line("data", f"{fmt(r['rows_read'])} rows read: {fmt(r['rows_kept'])} kept, {fmt(r['rows_rejected'])} "
+                  f"rejected, {fmt(r['rows_filtered'])} filtered, {fmt(r.get('rows_duplicate', 0))} duplicate")]
+
+
+def _feedback(r: Mapping[str, Any] | None, with_feedback: int | None) -> list[str]:
+    if r is None:
+        return [_not_run("feedback", "extract")]
+    convs = r.get("conversations") or 0
+    share = (f" ({100 * with_feedback / convs:.1f}% of {fmt(convs)} conversations have feedback)"
+             if with_feedback is not None and convs else "")
+    head = f"{fmt(r['rows'])} feedback rows in {fmt(r.get('user_turns'))} judged user turns{share}, {r['extractor']}"
+    per = r.get("rows_per_category", {})
+    cats = " · ".join(f"{c} {fmt(per.get(c, 0))}" for c in CATEGORIES)
+    return [_line("feedback", head), _line("", cats)]
+
+
+def _quality(r: Mapping[str, Any] | None) -> list[str]:
+    if r is None:
+        return [_not_run("quality", "extract_quality")]
+    never, tuned = r.get("never_tuned") or r, r.get("tuned")
+    text = (f"never-tuned gold, {fmt(never['n_turns'])} turns: detection F1 {fmt(never['detection']['f1'])}, "
+            f"category F1 {fmt(never['micro']['f1'])}")
+    if tuned:
+        text += (f" (parts tuned on, {fmt(tuned['n_turns'])} turns: {fmt(tuned['detection']['f1'])} / "
+                 f"{fmt(tuned['micro']['f1'])})")
+    return [_line("quality", text)]
+
+
+def _validate(r: Mapping[str, Any] | None) -> list[str]:
+    if r is None:
+        return [_not_run("validate", "validate")]
+    if r["passed"]:
+        return [_line("validate", f"PASSED: schema, balance and expectations on {fmt(r['feedback_rows'])} rows "
+                      "(reports/validate.txt)")]
+    lines = [_line("validate", f"FAILED: {r['failed_checks']} check(s) (reports/validate.txt)")]
+    return lines + [_line("", f"- {f['message']}") for f in r.get("failures", [])[:3]]
+
+
+def _kto(r: Mapping[str, Any] | None) -> list[str]:
+    if r is None:
+        return [_not_run("kto data", "build_kto")]
+    return [_line("kto data", f"{fmt(r['kto_train_rows'])} train / {fmt(r['kto_test_rows'])} test examples "
+                  f"({fmt(r['desirable'])} desirable, {fmt(r['undesirable'])} undesirable after the ratio rule) · "
+                  f"SFT {fmt(r['sft_train_rows'])} / {fmt(r['sft_test_rows'])} (reports/build_kto_details.json)")]
+
+
+def _train(r: Mapping[str, Any] | None) -> list[str]:
+    if r is None:
+        return [_not_run("train", "train")]
+    parts = []
+    for name in ("sft", "kto"):
+        t = r.get(name) or {}
+        if t:
+            parts.append(f"{name.upper()} {fmt(t.get('steps'))} steps, loss {fmt(t.get('loss_first'))} → "
+                         f"{fmt(t.get('loss_last'))}")
+    return [_line("train", " · ".join(parts) + f" · {fmt(r.get('seconds'))} s, from {r.get('base_model')}")]
+
+
+def _evaluate(r: Mapping[str, Any] | None) -> list[str]:
+    if r is None:
+        return [_not_run("evaluate", "evaluate")]
+    pm = r.get("primary_metric") or {}
+    n = lookup(r, f"kto_reward.{pm.get('comparison')}.n")
+    text = (f"{pm.get('name')} {fmt(pm.get('value'))} (95% CI {fmt(pm.get('ci_low'))}–{fmt(pm.get('ci_high'))}, "
+            f"{fmt(n)} held-out examples, {pm.get('comparison')})")
+    sanity = lookup(r, "sanity.policy")
+    if sanity:
+        text += f" · sanity answers right {sanity['right']}/{sanity['n']}"
+    return [_line("evaluate", text), _line("", "side by side: reports/side_by_side.html")]
+
+
+def _registry(r: Mapping[str, Any] | None) -> list[str]:
+    if r is None:
+        return [_not_run("registry", "register")]
+    d = r.get("decision") or {}
+    verdict = "gate passed" if d.get("passed") else "gate failed: " + "; ".join(d.get("failures", []))[:80]
+    text = (f"{r['model_name']} v{r['version']} registered, aliases {', '.join(r.get('aliases') or []) or '-'} · "
+            f"{d.get('action', '-')} ({verdict}) · champion v{r.get('champion_version') or '-'}")
+    return [_line("registry", text), _line("", "`natfeed models` lists every version")]
+
+
+def build_summary(paths: PathsParams, tracking_uri: str, commit: str | None = None) -> list[str]:
+    """The summary's lines."""
+    reports = Path(paths.reports_dir)
+    r = {name: _read(reports, name) for name in
+         ("ingest", "extract", "extract_quality", "validate", "build_kto", "train", "evaluate", "register")}
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"natfeed run summary · {when}" + (f" · commit {commit}" if commit else "")]
+    lines += _data(r["ingest"])
+    lines += _feedback(r["extract"], _feedback_conversations(paths.feedback) if r["extract"] else None)
+    lines += _quality(r["extract_quality"]) + _validate(r["validate"]) + _kto(r["build_kto"])
+    lines += _train(r["train"]) + _evaluate(r["evaluate"]) + _registry(r["register"])
+    lines += [
+        _line("next", f". .venv/bin/activate && mlflow ui --backend-store-uri {tracking_uri}"),
+        _line("", f"full reports in {paths.reports_dir}/ · dvc metrics show · dvc plots show · "
+              f"dataset card {Path(paths.feedback).parent}/README.md"),
+    ]
+    return lines[:MAX_LINES]

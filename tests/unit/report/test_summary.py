@@ -1,0 +1,68 @@
+"""The run summary: short, readable, honest about stages that did not run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from natfeed.params.paths import PathsParams
+from natfeed.report.summary import MAX_LINES, WIDTH, build_summary, fmt
+
+CATS = {"repeat_or_rephrase": 5, "make_aware_with_correction": 2, "make_aware_without_correction": 1,
+        "ask_for_clarification": 1, "positive_feedback": 1}
+REPORTS = {
+    "ingest": {"rows_read": 12, "rows_kept": 10, "rows_rejected": 1, "rows_filtered": 1, "rows_duplicate": 0},
+    "extract": {"conversations": 10, "rows": 10, "user_turns": 30, "extractor": "heuristic-1.0.0",
+                "rows_per_category": CATS},
+    "extract_quality": {"n_turns": 30, "detection": {"f1": 0.6}, "micro": {"f1": 0.5},
+                        "never_tuned": {"n_turns": 20, "detection": {"f1": 0.5412}, "micro": {"f1": 0.4656}},
+                        "tuned": {"n_turns": 10, "detection": {"f1": 0.7}, "micro": {"f1": 0.6}}},
+    "validate": {"passed": False, "failed_checks": 1, "feedback_rows": 10,
+                 "failures": [{"message": "positive:negative ratio 1:9 = 0.111 outside [0.2, 5]"}]},
+    "build_kto": {"kto_train_rows": 4, "kto_test_rows": 2, "desirable": 3, "undesirable": 3, "sft_train_rows": 2,
+                  "sft_test_rows": 1},
+    "train": {"base_model": "models/base", "seconds": 12.5, "sft": {"steps": 3, "loss_first": 2.0, "loss_last": 1.5},
+              "kto": {"steps": 2, "loss_first": 0.5, "loss_last": 0.49}},
+    "evaluate": {"primary_metric": {"name": "kto_reward_accuracy", "value": 0.6739130434782609, "ci_low": 0.4,
+                                    "ci_high": 0.9, "comparison": "policy_vs_sft"},
+                 "kto_reward": {"policy_vs_sft": {"n": 6}}, "sanity": {"policy": {"right": 4, "n": 4}}},
+    "register": {"model_name": "natfeed-policy", "version": 3, "aliases": ["challenger"], "champion_version": 2,
+                 "decision": {"action": "keep", "passed": False, "failures": ["kto_reward_accuracy 0.67 < 0.7"]}},
+}
+
+
+def _paths(tmp_path: Path, reports: dict) -> PathsParams:
+    (tmp_path / "reports").mkdir()
+    for name, body in reports.items():
+        (tmp_path / "reports" / f"{name}.json").write_text(json.dumps(body))
+    feedback = tmp_path / "feedback.parquet"
+    pd.DataFrame({"conversation_id": ["a", "a", "b", "c"]}).to_parquet(feedback)
+    return PathsParams(reports_dir=str(tmp_path / "reports"), feedback=str(feedback),
+                       feedback_rejected=str(tmp_path / "feedback.rejected.parquet"),
+                       feedback_report=str(tmp_path / "feedback.report.json"))
+
+
+def test_summary_says_what_happened_in_few_short_lines(tmp_path: Path) -> None:
+    lines = build_summary(_paths(tmp_path, REPORTS), "sqlite:///mlruns/mlflow.db", "abc12345")
+    text = "\n".join(lines)
+    assert len(lines) <= MAX_LINES and max(map(len, lines)) <= WIDTH
+    assert "12 rows read: 10 kept, 1 rejected, 1 filtered" in text
+    assert "30.0% of 10 conversations have feedback" in text  # 3 distinct conversations in the table
+    assert "detection F1 0.541" in text and "category F1 0.466" in text and "never-tuned" in text
+    assert "FAILED" in text and "ratio 1:9" in text
+    assert "0.674 (95% CI 0.4–0.9" in text and "0.6739130434782609" not in text
+    assert "v3" in text and "champion v2" in text and "gate failed" in text
+    assert "mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db" in text
+
+
+def test_stages_that_did_not_run_are_named(tmp_path: Path) -> None:
+    lines = build_summary(_paths(tmp_path, {"ingest": REPORTS["ingest"]}), "sqlite:///x.db")
+    text = "\n".join(lines)
+    assert "not run (no reports/train.json" in text and "not run (no reports/register.json" in text
+    assert max(map(len, lines)) <= WIDTH
+
+
+def test_fmt() -> None:
+    assert fmt(0.6739130434782609) == "0.674" and fmt(12345) == "12,345" and fmt(None) == "-" and fmt(True) == "yes"
