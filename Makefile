@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PYTHONHASHSEED := 0
 
-.PHONY: install install-dev install-review run test test-fast test-gpu test-review lint lock sample clean help exp vendor-vega check-html
+.PHONY: install install-dev install-review install-team team-up team-down test-team run test test-fast test-gpu test-review lint lock sample clean help exp vendor-vega check-html
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -45,6 +45,24 @@ run: install  ## fetch the embedded sample (in-repo DVC remote) and run the whol
 test: install-dev  ## run the test suite: unit + repository tests in parallel, then the integration tests
 	pytest -q -n 2 tests/unit tests/repo
 	pytest -q tests/integration  # one at a time: each runs whole stages on all cores (and pytest 9.2 ignores xdist_group)
+
+TEAM_STAMP := $(VENV)/.installed-team-$(shell cat requirements-team.lock requirements-dev.lock | cksum | cut -d' ' -f1)
+
+$(TEAM_STAMP): $(DEV_STAMP) requirements-team.lock
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-team.lock
+	@rm -f $(VENV)/.installed-team-* && touch $@
+
+install-team: $(TEAM_STAMP)  ## + the team stack's packages (requirements-team.lock: pgserver, moto[server], dvc-s3, psycopg2)
+
+team-up: install-team  ## start PostgreSQL (pgserver), an MLflow server on it and an S3 store (moto) as DVC remote `team`
+	$(BIN)/python scripts/team.py up
+
+team-down:  ## stop what team-up started
+	$(BIN)/python scripts/team.py down
+
+test-team: install-team  ## the register stage, promote/rollback, concurrent registration and DVC push/pull against the team stack
+	$(BIN)/python scripts/team.py up
+	pytest -q -m team tests/team; rc=$$?; $(BIN)/python scripts/team.py down; exit $$rc
 
 install-review: $(REVIEW_STAMP)  ## Label Studio in its own venv (.venv-review) for the review loop's test
 
