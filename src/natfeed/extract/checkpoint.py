@@ -39,6 +39,9 @@ OPERATIONAL: dict[str, frozenset[str]] = {
 """Per params section, the keys that change how fast or where work runs, not the answers: left out of the run
 key, so that a run resumed with more GPUs, replicas, a bigger batch or another server continues its shards.
 ``extract.batch_size`` stays in: it sets the shard boundaries."""
+LLM_OPERATIONAL = frozenset({"shard_requests", "shard_seconds", "progress_seconds"})
+"""``extract.llm`` keys that only say when shards are cut and progress is shown: the manifest records each
+shard's conversations, so a resume with other values continues."""
 
 
 BACKEND_SECTION = {"paper_loop": "transformers"}
@@ -59,8 +62,8 @@ def run_key(files: list[Path], params: ExtractParams, identity: str) -> tuple[st
         "inputs": inputs,
         "identity": identity,
         "prompt_version": PROMPT_VERSION,
-        "params": _semantic({k: v for k, v in dump.items() if k not in ("openai", "transformers", "vllm")},
-                            OPERATIONAL["extract"]),
+        "params": _semantic({k: (_semantic(v, LLM_OPERATIONAL) if k == "llm" else v) for k, v in dump.items()
+                             if k not in ("openai", "transformers", "vllm")}, OPERATIONAL["extract"]),
         "backend_params": _semantic(section, OPERATIONAL.get(name, frozenset())) if isinstance(section, dict)
         else {},
     }

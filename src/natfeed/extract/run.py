@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from natfeed.extract.checkpoint import ShardStore, run_key
 from natfeed.extract.inputs import ConversationReader, with_languages
 from natfeed.extract.llm.base import STAT_KEYS as LLM_STAT_KEYS
 from natfeed.extract.partition import partition_path, write_partition
+from natfeed.extract.progress import RequestProgress
 from natfeed.params import ExtractParams
 
 log = logging.getLogger(__name__)
@@ -149,27 +151,116 @@ def _report(reader: ConversationReader, output: str | Path, identity: str, user_
     }
 
 
+def shard_requests(params: ExtractParams) -> int:
+    """Requests per shard: ``extract.llm.shard_requests``, or auto (small on CPU, large on a GPU or a server)."""
+    if params.llm.shard_requests:
+        return params.llm.shard_requests
+    if params.backend == "openai":
+        return 2048
+    try:
+        import torch
+
+        return 2048 if torch.cuda.is_available() else 32
+    except ImportError:  # pragma: no cover - every local model backend needs torch
+        return 32
+
+
+def engine_batch(params: ExtractParams) -> int:
+    """Requests handed to the backend at once (a micro-batch of a shard)."""
+    if params.backend == "openai":
+        return 4 * params.openai.concurrency
+    if params.backend == "vllm":
+        return params.vllm.max_num_seqs
+    return params.transformers.batch_size
+
+
+def requests_of(conv: Conversation, mode: str) -> int:
+    """How many requests a conversation costs: one per judged turn (turn mode) or one (paper mode)."""
+    turns = sum(1 for _ in judged_turns(conv))
+    return turns if mode == "turn" else min(1, turns)
+
+
+class _Shard:
+    """The shard being filled: micro-batches until a limit, then one commit to the store."""
+
+    def __init__(self, index: int) -> None:
+        self.index, self.start = index, time.perf_counter()
+        self.rows: list[dict[str, Any]] = []
+        self.failures: list[dict[str, Any]] = []
+        self.counters: Counter[str] = Counter()
+        self.conversations: list[Conversation] = []
+        self.user_turns = 0
+        self.failures_added = 0  # parse failures of the last micro-batch
+
+    def full(self, params: ExtractParams, max_requests: int) -> bool:
+        return (len(self.conversations) >= params.batch_size or self.counters["requests"] >= max_requests
+                or time.perf_counter() - self.start >= params.llm.shard_seconds)
+
+    def commit(self, store: ShardStore) -> None:
+        info = {"conversations": len(self.conversations), "user_turns": self.user_turns, "rows": len(self.rows),
+                "first_id": self.conversations[0].conversation_id, "last_id": self.conversations[-1].conversation_id,
+                "seconds": round(time.perf_counter() - self.start, 6), **self.counters}
+        store.write(self.index, self.rows, self.failures, info)
+
+
+def _take(stream: Iterator[Conversation], max_conversations: int, max_requests: int, mode: str
+          ) -> tuple[list[Conversation], int]:
+    """The next conversations, up to ``max_conversations`` or about ``max_requests`` requests (at least one)."""
+    batch: list[Conversation] = []
+    cost = 0
+    while len(batch) < max_conversations and cost < max_requests:
+        conv = next(stream, None)
+        if conv is None:
+            break
+        batch.append(conv)
+        cost += requests_of(conv, mode)
+    return batch, cost
+
+
 def _extract_sharded(reader: ConversationReader, output: str | Path, params: ExtractParams, extractor: Extractor
                      ) -> dict[str, Any]:
-    """The resumable path: each batch is a shard; finished shards (in the manifest) are skipped."""
+    """The resumable path: shards of at most ``extract.batch_size`` conversations, ``shard_requests`` requests or
+    ``shard_seconds`` of work, each committed to the manifest with its conversations; a rerun skips them."""
     key, config = run_key(reader.scan.files, params, extractor.identity)
     store = ShardStore(shard_root(params, output), key, config)
     done = store.done
+    if sorted(done) != list(range(len(done))):
+        raise ExtractionStopped(f"the manifest in {store.dir} has gaps ({sorted(done)}); delete {store.dir} to start "
+                                "this run afresh")
     if done:
         log.info("extract: resuming %s: %d shards already done in %s", extractor.identity, len(done), store.dir)
+    total = sum(requests_of(c, params.mode) for batch in ConversationReader(reader.path, params.batch_size).batches()
+                for c in batch)
+    progress = RequestProgress(total, extractor.identity, params.llm.progress_seconds,
+                               resumed=sum(int(i.get("requests", 0)) for i in done.values()))
     start = time.perf_counter()
     done_now = 0
-    with ParquetSink(sibling(output, "rejected.parquet"), REJECTED_SCHEMA, 1000) as rejected:
-        reader.rejected = rejected
-        bar = tqdm(desc=f"extract ({extractor.identity})", unit=" conv", disable=None)
-        for index, batch in enumerate(reader.batches()):
-            if index in done:
+    max_requests = shard_requests(params)
+    try:
+        with ParquetSink(sibling(output, "rejected.parquet"), REJECTED_SCHEMA, 1000) as rejected:
+            reader.rejected = rejected
+            stream = (conv for batch in reader.batches() for conv in batch)
+            for index in range(len(done)):  # the finished shards: check they cover the same conversations
+                batch = list(islice(stream, int(done[index]["conversations"])))
                 _check_shard(done[index], batch, store.shard_path(index))
-                bar.update(len(batch))
-                continue
-            done_now += _run_shard(extractor, batch, index, store, params, reader.normalised)
-            bar.update(len(batch))
-        bar.close()
+            shard, engine = _Shard(len(done)), engine_batch(params)
+            while True:  # micro-batches of the engine's size that never cross a shard's limits
+                room = min(engine, max_requests - shard.counters["requests"])
+                batch, cost = _take(stream, params.batch_size - len(shard.conversations), max(1, room), params.mode)
+                if not batch:
+                    break
+                _run_micro(extractor, batch, shard, store, params, reader.normalised)
+                progress.update(cost, shard.failures_added)
+                if shard.full(params, max_requests):
+                    shard.commit(store)
+                    done_now += len(shard.conversations)
+                    progress.shard_done(shard.index)
+                    shard = _Shard(shard.index + 1)
+            if shard.conversations:
+                shard.commit(store)
+                done_now += len(shard.conversations)
+    finally:
+        progress.close()
     per_category, totals, shard_seconds = _assemble(store, output)
     failures_path = store.root.parent / f"{Path(output).name.split('.')[0]}.parse_failures.jsonl"
     atomic_write(failures_path, "".join(line + "\n" for line in store.failures()).encode("utf-8"))
@@ -179,7 +270,8 @@ def _extract_sharded(reader: ConversationReader, output: str | Path, params: Ext
         result["conversations_per_second"] = round(totals["conversations"] / shard_seconds, 3)
     result.update({"mode": params.mode, "shards": len(store.done), "shards_resumed": len(done),
                    "shard_seconds": round(shard_seconds, 3), "conversations_this_run": done_now,
-                   "shard_dir": str(store.dir), "parse_failures_file": str(failures_path)})
+                   "shard_dir": str(store.dir), "parse_failures_file": str(failures_path),
+                   "seconds_per_request": round(shard_seconds / totals["requests"], 4) if totals["requests"] else None})
     write_json(sibling(output, "report.json"), result)
     log.info("extract: %d conversations (%d this run), %d requests, %d feedback rows, %d parse failures, "
              "%d unmatched spans in %.1fs", totals["conversations"], done_now, totals["requests"],
@@ -187,25 +279,25 @@ def _extract_sharded(reader: ConversationReader, output: str | Path, params: Ext
     return result
 
 
-def _run_shard(extractor: Extractor, batch: list[Conversation], index: int, store: ShardStore,
-               params: ExtractParams, normalised: bool) -> int:
-    """Extract one shard and commit it to the store; a server failure stops the run, naming what is kept."""
+def _run_micro(extractor: Extractor, batch: list[Conversation], shard: _Shard, store: ShardStore,
+               params: ExtractParams, normalised: bool) -> None:
+    """Extract a micro-batch into the open shard; a server failure stops the run, naming what is kept."""
     if params.detect_language and not normalised:
         batch = with_languages(batch, params.language_min_confidence, params.language_min_letters)
-    shard_start = time.perf_counter()
     try:
-        rows, n_conv, n_turns = _extract_rows(extractor, batch)
+        rows, _, n_turns = _extract_rows(extractor, batch)
     except ServerError as err:
         kept = (f"{len(store.done)} shard(s) of this run are done and kept in {store.dir}: rerun the same command "
                 "to continue from there" if store.done else "no shard was finished yet: rerun the same command "
                 "once the server answers")
         raise ExtractionStopped(f"{err}\n{kept}") from err
     counters, failures = extractor.take_stats()  # type: ignore[attr-defined]
-    info = {"conversations": n_conv, "user_turns": n_turns, "rows": len(rows),
-            "first_id": batch[0].conversation_id, "last_id": batch[-1].conversation_id,
-            "seconds": round(time.perf_counter() - shard_start, 6), **counters}
-    store.write(index, rows, [f.to_dict() for f in failures], info)
-    return n_conv
+    shard.rows += rows
+    shard.failures_added = len(failures)
+    shard.failures += [f.to_dict() for f in failures]
+    shard.counters.update(counters)
+    shard.conversations += batch
+    shard.user_turns += n_turns
 
 
 def _check_shard(info: dict[str, Any], batch: list[Conversation], path: Path) -> None:

@@ -30,6 +30,12 @@ class LLMParams(Section):
                                 "one: keep false for it)")
     ignore_eos: bool = Field(False, description="Always generate max_new_tokens (benchmarks with random weights)")
     seed: int = Field(0, description="Sampling seed")
+    shard_requests: int = Field(0, ge=0, description="Checkpoint a shard after this many requests (or "
+                                "extract.batch_size conversations, or shard_seconds, whichever comes first); "
+                                "0 = auto: 32 on CPU, 2048 with a CUDA device or a server (openai)")
+    shard_seconds: float = Field(300.0, gt=0, description="... or after this many seconds of work: a kill loses "
+                                 "at most this much")
+    progress_seconds: float = Field(30.0, gt=0, description="Not on a terminal: a progress log line this often")
 
 
 class OpenAIParams(Section):

@@ -191,6 +191,7 @@ def test_sigkill_mid_run_then_rerun_continues(tmp_path):
     ({"llm": {"temperature": 0.7}}, False),
     ({"llm": {"model": "other-model"}}, False),
     ({"batch_size": 7}, False),  # shard boundaries
+    ({"llm": {"shard_requests": 5, "shard_seconds": 10.0, "progress_seconds": 1.0}}, True),  # the manifest has them
     ({"mode": "paper"}, False),
 ])
 def test_run_key_ignores_only_operational_params(tmp_path, change, same):
@@ -202,3 +203,72 @@ def test_run_key_ignores_only_operational_params(tmp_path, change, same):
     key_a, _ = run_key([data], ExtractParams(**base), "vllm-m")
     key_b, _ = run_key([data], ExtractParams(**merged), "vllm-m")
     assert (key_a == key_b) is same
+
+
+@pytest.mark.slow
+def test_kill_after_the_first_small_shard_then_rerun_resumes_from_it(tmp_path):
+    """The default batch_size (500) would make this input one shard; shard_requests cuts it small."""
+    conv = write_conversations(tmp_path / "conv.parquet", 30)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"extract": {"detect_language": False, "openai": {"concurrency": 1},
+                                                  "llm": {"shard_requests": 6, "progress_seconds": 0.2}}}))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    with FakeOpenAI(delay=0.05) as srv:
+        out, shards = tmp_path / "run" / "feedback.parquet", tmp_path / "shards"
+        proc = subprocess.Popen(_cli(conv, out, shards, srv.url, params), env=env, cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while _done(shards) < 1 and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        _, log = proc.communicate()
+        killed_at = _done(shards)
+        assert proc.returncode == -signal.SIGKILL and killed_at >= 1, log
+        manifest = json.loads(next(shards.glob("*/manifest.json")).read_text())
+        assert all(info["requests"] <= 6 + 2 for info in manifest["shards"].values())  # small shards
+        assert "requests (" in log and "req/s" in log  # progress lines off a terminal
+        before = len(srv.requests)
+        rerun = subprocess.run(_cli(conv, out, shards, srv.url, params), env=env, cwd=tmp_path,
+                               capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        asked_again = len(srv.requests) - before
+    report = json.loads((tmp_path / "run" / "feedback.report.json").read_text())
+    done_requests = sum(manifest["shards"][str(i)]["requests"] for i in range(killed_at))
+    assert report["shards_resumed"] == killed_at and asked_again == report["requests"] - done_requests
+    assert report["requests"] == report["user_turns"] and report["shards"] > killed_at
+    assert not _rows(out).duplicated(["conversation_id", "feedback_turn"]).any()
+    assert report["seconds_per_request"] > 0
+
+
+@pytest.mark.slow
+def test_progress_bar_on_a_terminal(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    conv = write_conversations(tmp_path / "conv.parquet", 12)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"extract": {"detect_language": False, "llm": {"shard_requests": 4}}}))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "COLUMNS": "150"}
+    with FakeOpenAI() as srv:
+        main, child = pty.openpty()
+        fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 150, 0, 0))  # a terminal has a size
+        proc = subprocess.Popen(_cli(conv, tmp_path / "f.parquet", tmp_path / "s", srv.url, params), env=env,
+                                cwd=tmp_path, stdin=child, stdout=child, stderr=child, close_fds=True)
+        os.close(child)
+        chunks = []
+        while True:
+            try:
+                data = os.read(main, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        proc.wait(timeout=120)
+        os.close(main)
+    screen = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0, screen[-2000:]
+    assert "extract (openai" in screen and " req" in screen and "parse_failures=" in screen, screen[-2000:]
+    assert "%|" in screen  # a tqdm bar with a total: done/total, rate, ETA
