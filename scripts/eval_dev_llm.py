@@ -44,11 +44,13 @@ def main() -> None:
     ap.add_argument("--corpora", type=Path, default=Path("/work/shared/corpora"))
     ap.add_argument("--work", type=Path, default=Path("bench/results/eval_dev_llm"))
     ap.add_argument("--max-model-len", type=int, default=1536)
+    ap.add_argument("--calibration", default="none", choices=["none", "content_free"],
+                    help="extract.llm.calibration (turn mode, transformers)")
     ap.add_argument("--extra", default="{}", help="JSON merged into the extract params, e.g. "
                     "'{\"vllm\": {\"gpu_memory_utilization\": 0.3, \"enforce_eager\": true}}'")
     args = ap.parse_args()
 
-    gold = read_gold(args.labels)
+    gold = read_gold([args.labels])
     dev_ids = read_dev_ids(args.corpora)
     if dev_ids is not None:
         gold = {k: v for k, v in gold.items() if k[0] in dev_ids}
@@ -59,10 +61,11 @@ def main() -> None:
     raw = args.work / f"dev{args.n}.jsonl"
     raw.write_text("".join(json.dumps(_row(c, convs[c]), ensure_ascii=False) + "\n" for c in chosen if c in convs))
     extract = {"backend": args.backend, "mode": args.mode, "workers": 1, "detect_language": False,
-               "shard_dir": str(args.work / "shards"), "llm": {"model": args.model, "max_model_len": args.max_model_len},
+               "shard_dir": str(args.work / "shards"), "llm": {"model": args.model, "max_model_len": args.max_model_len,
+                                                             "calibration": args.calibration},
                **json.loads(args.extra)}
     params = parse_params({"extract": extract}).extract
-    out = args.work / f"{args.backend}-{args.mode}-{args.n}.parquet"
+    out = args.work / f"{args.backend}-{args.mode}-{args.calibration}-{args.n}.parquet"
     start = time.perf_counter()
     report = extract_file(raw, out, params)
     seconds = time.perf_counter() - start

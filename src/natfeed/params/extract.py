@@ -30,6 +30,10 @@ class LLMParams(Section):
                                 "one: keep false for it)")
     ignore_eos: bool = Field(False, description="Always generate max_new_tokens (benchmarks with random weights)")
     seed: int = Field(0, description="Sampling seed")
+    calibration: Literal["none", "content_free"] = Field("none", description="Turn mode, transformers backend: "
+                                                         "content_free divides the label probabilities by the "
+                                                         "model's prior (the same prompt with N/A as the "
+                                                         "conversation; contextual calibration)")
     shard_requests: int = Field(0, ge=0, description="Checkpoint a shard after this many requests (or "
                                 "extract.batch_size conversations, or shard_seconds, whichever comes first); "
                                 "0 = auto: 32 on CPU, 2048 with a CUDA device or a server (openai)")

@@ -56,6 +56,8 @@ class Answer:
     generated_tokens: int = 0
     error: str | None = None
     """The request failed for good (e.g. HTTP 400): kept as a failure, the run goes on."""
+    raw_logprob: float | None = None
+    """With calibration: the label's log-probability before it (``logprob`` is the calibrated one)."""
 
 
 def prompt_config(params: ExtractParams, count_tokens: Callable[[str], int] | None = None) -> PromptConfig:
@@ -81,6 +83,10 @@ class LLMExtractor:
     def __init__(self, params: ExtractParams) -> None:
         if not params.llm.model:
             raise ValueError(f"backend {self.backend} needs a model: set extract.llm.model or pass --model")
+        if params.llm.calibration != "none" and params.mode == "turn" and self.backend != "transformers":
+            raise ValueError(f"extract.llm.calibration: {params.llm.calibration} needs every label's probability: "
+                             f"the transformers backend scores them; {self.backend} does not yet (use "
+                             "calibration: none)")
         self.params = params
         self.mode = params.mode
         self.identity = f"{self.backend}-{self.mode}:{model_name(params.llm.model)}"
@@ -139,6 +145,8 @@ class LLMExtractor:
         turn = next(t for t in judged_turns(conv) if t.user_turn == req.user_turn)
         conf = math.exp(ans.logprob) if ans.logprob is not None else 1.0
         cue = f"{self.backend} label" + (f" p={conf:.3f}" if ans.logprob is not None else "")
+        if ans.raw_logprob is not None:
+            cue += f" raw p={math.exp(ans.raw_logprob):.3f}"  # the uncalibrated probability, kept beside
         return [Detection(turn, label, conf, cue)]
 
     def _paper(self, conv: Conversation, req: Request, ans: Answer) -> list[Detection]:

@@ -217,6 +217,19 @@ def _fit(parts: list[str], fixed: int, cfg: PromptConfig, order: Sequence[int]) 
     return parts, trimmed
 
 
+CONTENT_FREE = "N/A"
+_DATA_BLOCKS = re.compile(r"<(context|previous_reply|judged_turn)>\n.*?\n</\1>", re.DOTALL)
+
+
+def content_free(messages: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+    """The same turn-mode prompt with the conversation replaced by ``N/A`` (contextual calibration: what
+    the model answers when there is nothing to judge is its prior over the labels)."""
+    out = [dict(m) for m in messages]
+    out[-1]["content"] = _DATA_BLOCKS.sub(lambda m: f"<{m.group(1)}>\n{CONTENT_FREE}\n</{m.group(1)}>",
+                                          out[-1]["content"])
+    return out
+
+
 def _turn_body(roles: Sequence[str], texts: Sequence[str]) -> str:
     n = len(roles)
     ctx = "\n".join(_block("message", t, f' role="{r}"') for r, t in zip(roles, texts[:n], strict=True))

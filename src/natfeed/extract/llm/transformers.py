@@ -18,6 +18,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from natfeed.core.conversation import Conversation, judged_turns
@@ -40,6 +41,9 @@ class TransformersExtractor(LocalTokenizerExtractor):
         super().__init__(params)
         self.tcfg = params.transformers
         self._model: Any = None
+        self._priors: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}  # content-free label priors
+        if params.mode == "turn" and params.llm.calibration != "none":
+            self.identity += f"+{params.llm.calibration}"
 
     # -- loading (lazy: a resumed run whose shards are all done never loads the model) ----------------
     def prepare_tokenizer(self, tokenizer: Any) -> Any:
@@ -91,22 +95,45 @@ class TransformersExtractor(LocalTokenizerExtractor):
         return [a for a in answers if a is not None]
 
     def _labels(self, reqs: list[Request], seqs: list[list[int]]) -> list[Answer]:
-        """Exact choice constraint: log P(label | prompt) for every allowed label; pick one."""
+        """Exact choice constraint: log P(label | prompt) for every allowed label; pick one. With
+        ``extract.llm.calibration: content_free`` the scores are divided by the model's prior over the labels
+        (its answer to the same prompt with the conversation replaced by N/A) before picking."""
         import torch
 
         choices = list(reqs[0].choices or ())
         logprobs = label_logprobs(self.model, self.tokenizer, seqs, choices, self._pad)
         temp = self.params.llm.temperature
         out = []
-        for row, seq in zip(logprobs, seqs, strict=True):
-            norm = torch.log_softmax(row, dim=-1)
+        for req, row, seq in zip(reqs, logprobs, seqs, strict=True):
+            raw = torch.log_softmax(row, dim=-1)
+            norm = raw
+            if self.params.llm.calibration == "content_free":
+                norm = torch.log_softmax(raw - self._prior(req, choices), dim=-1)
             if temp > 0:
-                k = int(torch.multinomial(torch.softmax(row / temp, dim=-1), 1))
+                k = int(torch.multinomial(torch.softmax(norm / temp, dim=-1), 1))
             else:
-                k = int(torch.argmax(row))
+                k = int(torch.argmax(norm))
             n_label = len(self.tokenizer(choices[k], add_special_tokens=False)["input_ids"])
-            out.append(Answer(choices[k], float(norm[k]), len(seq), n_label))
+            out.append(Answer(choices[k], float(norm[k]), len(seq), n_label,
+                              raw_logprob=float(raw[k]) if norm is not raw else None))
         return out
+
+    def _prior(self, req: Request, choices: list[str]) -> Any:
+        """log P(label | content-free prompt), normalised over the choices; one forward pass per prompt shape."""
+        import torch
+
+        from natfeed.extract.llm.prompts import content_free
+
+        messages = content_free(req.messages)
+        key = (tuple(choices), tuple(m["content"] for m in messages))
+        if key not in self._priors:
+            free = replace(req, messages=messages)
+            row = label_logprobs(self.model, self.tokenizer, [self.prompt_ids(free)], choices, self._pad)[0]
+            self._priors[key] = torch.log_softmax(row, dim=-1)
+            log.info("%s: content-free label prior %s", self.backend,
+                     ", ".join(f"{c} {p:.2f}" for c, p in zip(choices, self._priors[key].exp().tolist(),
+                                                              strict=True)))
+        return self._priors[key]
 
     def _generate(self, seqs: list[list[int]], sample: bool | None = None, temperature: float | None = None,
                   top_p: float = 1.0) -> list[Answer]:

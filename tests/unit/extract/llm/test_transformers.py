@@ -103,3 +103,36 @@ def test_paper_mode_and_paper_loop_fixed_length(tiny, tmp_path):
         # random weights write no JSON: every answer is a counted failure, kept raw beside the shards
         failures = Path(report["parse_failures_file"]).read_text().splitlines()
         assert len(failures) == report["parse_failures"] <= 4
+
+
+def test_content_free_calibration_divides_by_the_label_prior(tiny):
+    from natfeed.extract.llm.prompts import content_free
+    from natfeed.extract.llm.transformers import TransformersExtractor, label_logprobs
+    from tests.unit.extract.llm.test_prompts import CONVS
+
+    params = ExtractParams(backend="transformers", llm={"model": str(tiny), "calibration": "content_free"},
+                           transformers={"device": "cpu"})
+    ext = TransformersExtractor(params)
+    assert ext.identity.endswith("+content_free")
+    reqs = ext.requests(CONVS)
+    free = content_free(reqs[0].messages)
+    assert "N/A" in free[-1]["content"] and reqs[0].messages[-1]["content"] != free[-1]["content"]
+    assert content_free(reqs[-1].messages) == free  # one prior for every turn of the run
+    seqs = [ext.prompt_ids(r) for r in reqs]
+    raw = torch.log_softmax(label_logprobs(ext.model, ext.tokenizer, seqs, list(TURN_CHOICES), ext._pad), dim=-1)
+    prior = ext._prior(reqs[0], list(TURN_CHOICES))
+    answers = ext._labels(reqs, seqs)
+    for row, ans in zip(raw, answers, strict=True):
+        k = int(torch.argmax(row - prior))
+        assert ans.text == TURN_CHOICES[k] and abs(ans.raw_logprob - float(row[k])) < 1e-5
+    assert len(ext._priors) == 1
+    detections = ext.extract(CONVS)
+    assert all(" raw p=" in d.cue for d in detections)
+
+
+@pytest.mark.parametrize("backend", ["vllm", "openai"])
+def test_calibration_is_refused_where_labels_are_not_all_scored(backend):
+    from natfeed.extract.backends import make_extractor
+
+    with pytest.raises(ValueError, match="calibration"):
+        make_extractor(ExtractParams(backend=backend, llm={"model": "m", "calibration": "content_free"}))
