@@ -52,16 +52,21 @@ def read_gold(patterns: list[str]) -> dict[tuple[str, int], str]:
     return gold
 
 
-def read_conversations(corpus_dir: Path, ids: set[str]) -> dict[str, list[dict[str, str]]]:
-    """The message lists of the wanted conversations."""
+def read_rows(corpus_dir: Path, ids: set[str]) -> dict[str, dict]:
+    """The corpus rows of the wanted conversations, by id."""
     out = {}
     for name in CORPORA:
         with open(corpus_dir / name, encoding="utf-8") as fh:
             for line in fh:
                 row = json.loads(line)
                 if row["conversation_id"] in ids:
-                    out[row["conversation_id"]] = row["conversation"]
+                    out[row["conversation_id"]] = row
     return out
+
+
+def read_conversations(corpus_dir: Path, ids: set[str]) -> dict[str, list[dict[str, str]]]:
+    """The message lists of the wanted conversations."""
+    return {cid: row["conversation"] for cid, row in read_rows(corpus_dir, ids).items()}
 
 
 def read_dev_ids(corpus_dir: Path) -> set[str] | None:

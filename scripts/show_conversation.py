@@ -10,21 +10,11 @@ first ``--head`` and last ``--tail`` characters. Label by docs/ANNOTATION_GUIDEL
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
-CORPORA = ("wildchat_sample.jsonl", "oasst_sample.jsonl")
-
-
-def load(corpora: Path, ids: set[str]) -> dict[str, dict]:
-    out = {}
-    for name in CORPORA:
-        with open(corpora / name, encoding="utf-8") as fh:
-            for line in fh:
-                row = json.loads(line)
-                if row["conversation_id"] in ids:
-                    out[row["conversation_id"]] = row
-    return out
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from eval_dev import read_rows as load  # noqa: E402  (the corpus rows by id, shared with eval_dev)
 
 
 def clip(text: str, head: int, tail: int) -> str:

@@ -11,9 +11,9 @@ from natfeed.core.io import write_json
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.params import load_params
-from natfeed.report.headline import write_headline
 from natfeed.registry.promote import RegistryError
 from natfeed.registry.register import register_policy
+from natfeed.report.headline import write_headline
 
 
 def main() -> None:

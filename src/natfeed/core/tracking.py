@@ -16,7 +16,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def _pipeline_tags(params_file: str | Path) -> dict[str, str]:
     pmd5 = file_md5(params_file) if Path(params_file).exists() else "none"
     lock = file_md5("dvc.lock") if Path("dvc.lock").exists() else "none"
     repro = dvc_process()
-    started = datetime.fromtimestamp(repro[1] if repro else time.time(), timezone.utc)
+    started = datetime.fromtimestamp(repro[1] if repro else time.time(), UTC)
     key = f"{sha[:10]}{'-dirty' if dirty else ''}-{pmd5[:8]}"
     if repro is not None:
         key += f"-dvc{repro[0]}-{int(repro[1])}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +152,7 @@ def build_summary(paths: PathsParams, tracking_uri: str, commit: str | None = No
     reports = Path(paths.reports_dir)
     r = {name: _read(reports, name) for name in
          ("ingest", "extract", "extract_quality", "validate", "build_kto", "train", "evaluate", "register")}
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"natfeed run summary · {when}" + (f" · commit {commit}" if commit else "")]
     lines += _data(r["ingest"])
     lines += _feedback(r["extract"], _feedback_conversations(paths.feedback) if r["extract"] else None)

@@ -8,7 +8,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from natfeed.model.scratch import tiny_model
 from natfeed.model.train import ADAPTER_CONFIG, _prompt_tokens, summarize, train, trainer_config, trim_prompt
 from natfeed.params import ParamsError, TrainParams, parse_params
 
@@ -24,17 +23,7 @@ GOOD = ["Use `items[::-1]` or `items.reverse()`.", "Paris.", "A function that ca
         "Bonjour.", "Rayleigh scattering of sunlight.", "`sorted(d.items(), key=lambda kv: kv[1])`."]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return tiny_model(tmp_path_factory.mktemp("tiny"))
+pytestmark = pytest.mark.usefixtures("one_thread")  # `tiny` and `one_thread`: conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -37,4 +38,4 @@ def test_about_twenty_keys_in_all() -> None:
 def test_write_headline(tmp_path) -> None:
     path = write_headline(str(tmp_path / "metrics"), "ingest", {"rows_read": 5, "rows_kept": 4, "rows_rejected": 1,
                                                                  "rejected_by_reason": {"x": 1}})
-    assert json.loads(open(path).read()) == {"rows_in": 5, "kept": 4, "rejected": 1}
+    assert json.loads(Path(path).read_text()) == {"rows_in": 5, "kept": 4, "rejected": 1}

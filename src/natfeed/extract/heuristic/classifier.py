@@ -113,7 +113,7 @@ _REVISION = re.compile(
 
 
 _FILLER = frozenset(
-    "like that this it so just again please and but ok okay all at now then too again here there".split()
+    ["like", "that", "this", "it", "so", "just", "again", "please", "and", "but", "ok", "okay", "all", "at", "now", "then", "too", "again", "here", "there"]
 )
 _SPACED_WORDS = re.compile(r"[^\W\d_]+")
 

@@ -939,13 +939,13 @@ GATED: frozenset[str] = frozenset({"es", "fr", "de", "pt", "it", "tr"})
 like them: they count only in a turn that does not read as English (see ``STOPWORDS``)."""
 
 STOPWORDS: dict[str, frozenset[str]] = {
-    "en": frozenset("the a an is are was i you it this that to of and in for with my me can please what not".split()),
-    "es": frozenset("el la los las es un una que de y en por para con mi yo tú no lo se".split()),
-    "fr": frozenset("le la les est un une que de et en pour avec je tu vous ce ne pas des du".split()),
-    "de": frozenset("der die das ist ein eine und zu ich du nicht mit für auf es sie wir den dem".split()),
-    "pt": frozenset("o a os as é um uma que de e em para com eu você não do da se".split()),
-    "it": frozenset("il la le è un una che di e in per con io tu non lo gli del della".split()),
-    "tr": frozenset("bir ve bu da de ne için ile ben sen mi çok daha gibi".split()),
+    "en": frozenset(["the", "a", "an", "is", "are", "was", "i", "you", "it", "this", "that", "to", "of", "and", "in", "for", "with", "my", "me", "can", "please", "what", "not"]),
+    "es": frozenset(["el", "la", "los", "las", "es", "un", "una", "que", "de", "y", "en", "por", "para", "con", "mi", "yo", "tú", "no", "lo", "se"]),
+    "fr": frozenset(["le", "la", "les", "est", "un", "une", "que", "de", "et", "en", "pour", "avec", "je", "tu", "vous", "ce", "ne", "pas", "des", "du"]),
+    "de": frozenset(["der", "die", "das", "ist", "ein", "eine", "und", "zu", "ich", "du", "nicht", "mit", "für", "auf", "es", "sie", "wir", "den", "dem"]),
+    "pt": frozenset(["o", "a", "os", "as", "é", "um", "uma", "que", "de", "e", "em", "para", "com", "eu", "você", "não", "do", "da", "se"]),
+    "it": frozenset(["il", "la", "le", "è", "un", "una", "che", "di", "e", "in", "per", "con", "io", "tu", "non", "lo", "gli", "del", "della"]),
+    "tr": frozenset(["bir", "ve", "bu", "da", "de", "ne", "için", "ile", "ben", "sen", "mi", "çok", "daha", "gibi"]),
 }
 """Function words that tell a gated language's turn from an English one."""
 
