@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from natfeed.core.categories import CATEGORIES, CODES, label_of
+from natfeed.core.conversation import Conversation
 from natfeed.extract.llm.base import STAT_KEYS
 from tests.support.helpers import sample_head
 
@@ -102,3 +104,47 @@ def test_paper_mode_end_to_end(setup):
     assert len(failures) == report["parse_failures"]
     assert all(f["raw"].startswith("[") and " " not in f["raw"][:2] for f in failures)  # no whitespace filler
     _check_rows(out, setup["raw"])
+
+
+def _prior_of_log(stderr: str) -> dict[str, float]:
+    """The content-free label prior that a run logged: label -> log-probability."""
+    lines = [line for line in stderr.splitlines() if "content-free label prior" in line]
+    assert len(lines) == 1, lines  # one prompt shape in the run: one prior
+    return {m[0]: float(m[1]) for m in re.findall(r"(\w+) [0-9.]+ \(log (-?[0-9.]+)\)", lines[0])}
+
+
+def test_turn_mode_content_free_calibration(setup, tmp_path):
+    """vLLM scores every label itself (prompt log-probabilities): the run finishes, each row keeps the raw
+    probability beside the calibrated one, and the prior is the one the transformers backend computes."""
+    from natfeed.extract.llm.transformers import TransformersExtractor
+    from natfeed.params import parse_params
+
+    config = yaml.safe_load(setup["params"].read_text())
+    config["extract"]["llm"]["calibration"] = "content_free"
+    config["extract"]["shard_dir"] = str(tmp_path / "shards")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(config))
+    raw = sample_head(tmp_path, 3)  # 7 judged turns: 7 x 6 label scorings + 6 for the prior
+    out = tmp_path / "feedback.parquet"
+    res = _extract({**setup, "params": params, "raw": raw}, out, "--mode", "turn")
+    report = json.loads((tmp_path / "feedback.report.json").read_text())
+    assert report["extractor"].endswith("+content_free") and report["parse_failures"] == 0
+    assert report["requests"] == report["user_turns"] >= 5  # one judged turn = one request in the report
+    assert report["generated_tokens"] >= report["requests"]  # each answer's label tokens
+    rows = _check_rows(out, raw)
+    assert len(rows) == report["rows"] > 0
+    for r in rows.itertuples():  # "vllm label p=<calibrated> raw p=<raw>"
+        cal, raw_p = map(float, re.fullmatch(r"vllm label p=([0-9.]+) raw p=([0-9.]+)", r.cue).groups())
+        assert abs(cal - r.confidence) < 1e-3 and 0 <= raw_p <= 1  # a long label: raw p can print 0.000
+
+    vllm_prior = _prior_of_log(res.stderr)
+    llm = {**config["extract"]["llm"], "model": str(setup["model"])}
+    ext = TransformersExtractor(parse_params({"extract": {
+        "backend": "transformers", "llm": llm, "transformers": {"device": "cpu", "dtype": "float32"}}}).extract)
+    conv = json.loads(raw.read_bytes().splitlines()[0])
+    req = ext.requests([Conversation(conv["conversation_id"], conv["conversation"])])[0]
+    choices = list(req.choices or ())
+    prior = dict(zip(choices, ext._prior(req, choices), strict=True))
+    assert set(vllm_prior) == set(choices)
+    for label in choices:  # the same model's prior, scored by two engines
+        assert abs(vllm_prior[label] - prior[label]) < 0.01, (label, vllm_prior, prior)

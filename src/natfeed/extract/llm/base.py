@@ -79,17 +79,22 @@ class LLMExtractor:
     backend = "llm"
     resumable = True
     """extract_file writes this backend's work to resumable shards."""
+    calibrates = False
+    """Turn mode scores every allowed label, so extract.llm.calibration can divide by their prior."""
 
     def __init__(self, params: ExtractParams) -> None:
         if not params.llm.model:
             raise ValueError(f"backend {self.backend} needs a model: set extract.llm.model or pass --model")
-        if params.llm.calibration != "none" and params.mode == "turn" and self.backend != "transformers":
+        calibrated = params.llm.calibration != "none" and params.mode == "turn"
+        if calibrated and not self.calibrates:
             raise ValueError(f"extract.llm.calibration: {params.llm.calibration} needs every label's probability: "
-                             f"the transformers backend scores them; {self.backend} does not yet (use "
-                             "calibration: none)")
+                             f"the transformers and vllm backends score them; {self.backend} returns only the "
+                             "chosen label's (use calibration: none, or backend transformers or vllm)")
         self.params = params
         self.mode = params.mode
         self.identity = f"{self.backend}-{self.mode}:{model_name(params.llm.model)}"
+        if calibrated:
+            self.identity += f"+{params.llm.calibration}"
         self.counters: Counter[str] = Counter({k: 0 for k in STAT_KEYS})
         self.failures: list[ParseFailure] = []
 

@@ -17,6 +17,30 @@ class Generated:
     generated_tokens: int
     logprob: float | None = None
     cached_tokens: int = 0
+    prompt_logprob: float | None = None
+    """With a spec's ``score_ids``: the summed log-probability of those last prompt tokens (label scoring)."""
+
+
+def tail_logprob(prompt_ids: Sequence[int] | None, prompt_logprobs: Sequence[Any] | None,
+                 tail: Sequence[int]) -> float | None:
+    """Sum of log P(token | the tokens before) over the prompt's last ``len(tail)`` tokens, which must be
+    ``tail``, from vLLM's ``prompt_logprobs`` (per prompt position: None, or {token id: Logprob or
+    {"logprob": x}}, the keys int or, past Arrow, str). None when the engine gave none, tokenized the
+    prompt into other tokens, or left a position out."""
+    n = len(tail)
+    if not n or prompt_ids is None or prompt_logprobs is None:
+        return None
+    ids = [int(t) for t in prompt_ids]
+    steps = list(prompt_logprobs)
+    if len(steps) != len(ids) or ids[-n:] != [int(t) for t in tail]:
+        return None
+    total = 0.0
+    for tok, step in zip(ids[-n:], steps[-n:], strict=True):
+        entry = None if step is None else (step.get(tok) or step.get(str(tok)))
+        if entry is None:
+            return None
+        total += float(entry["logprob"] if isinstance(entry, dict) else entry.logprob)
+    return total
 
 
 class Executor:

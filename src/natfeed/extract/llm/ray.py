@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from natfeed.extract.llm.engine import Executor, Generated
+from natfeed.extract.llm.engine import Executor, Generated, tail_logprob
 
 if TYPE_CHECKING:
     from natfeed.params import VLLMParams
@@ -33,17 +33,25 @@ def ray_rows(texts: Sequence[str], specs: Sequence[dict[str, Any]]) -> list[dict
 
 def ray_preprocess(row: dict[str, Any]) -> dict[str, Any]:
     """Row -> what the vLLM stage reads: the prompt text and ``sampling_params`` (Ray turns its
-    ``guided_decoding`` entry into ``StructuredOutputsParams``)."""
+    ``guided_decoding`` entry into ``StructuredOutputsParams``). A label-scoring spec's ``score_ids`` (not a
+    SamplingParams field) becomes a column that Ray carries to :func:`ray_postprocess`."""
     spec = json.loads(row["spec"])
+    score_ids = spec.pop("score_ids", None)
     structured = spec.pop("structured", None)
     if structured is not None:
         spec["guided_decoding"] = structured
-    return {"idx": row["idx"], "prompt": row["prompt"], "sampling_params": spec}
+    out = {"idx": row["idx"], "prompt": row["prompt"], "sampling_params": spec}
+    if score_ids is not None:
+        out["score_ids"] = score_ids
+    return out
 
 
 def ray_postprocess(row: dict[str, Any]) -> dict[str, Any]:
-    """The vLLM stage's output row -> the fields of :class:`Generated` (+ ``idx``)."""
+    """The vLLM stage's output row -> the fields of :class:`Generated` (+ ``idx``). A scoring row's
+    ``prompt_logprob`` is None where the stage gave no ``prompt_logprobs`` or the engine, which tokenizes the
+    prompt text again, made other tokens of the label: the backend then refuses to calibrate."""
     logprob = None
+    score_ids = row.get("score_ids")  # a list, or an array after Arrow
     steps = row.get("logprobs")
     if steps is not None and len(steps):
         total = 0.0
@@ -54,7 +62,9 @@ def ray_postprocess(row: dict[str, Any]) -> dict[str, Any]:
         logprob = total
     return {"idx": int(row["idx"]), "text": row.get("generated_text") or "",
             "prompt_tokens": int(row.get("num_input_tokens") or 0),
-            "generated_tokens": int(row.get("num_generated_tokens") or 0), "logprob": logprob}
+            "generated_tokens": int(row.get("num_generated_tokens") or 0), "logprob": logprob,
+            "prompt_logprob": tail_logprob(row.get("prompt_token_ids"), row.get("prompt_logprobs"),
+                                           [] if score_ids is None else list(score_ids))}
 
 
 def processor_config(kwargs: dict[str, Any], cfg: VLLMParams) -> dict[str, Any]:
@@ -102,4 +112,5 @@ class RayExecutor(Executor):
         if len(by_idx) != len(rows):
             raise RuntimeError(f"ray: {len(by_idx)} answers for {len(rows)} requests")
         return [Generated(by_idx[i]["text"], by_idx[i]["prompt_tokens"], by_idx[i]["generated_tokens"],
-                          by_idx[i]["logprob"]) for i in range(len(rows))]
+                          by_idx[i]["logprob"], prompt_logprob=by_idx[i].get("prompt_logprob"))
+                for i in range(len(rows))]

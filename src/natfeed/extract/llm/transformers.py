@@ -18,13 +18,19 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from natfeed.core.conversation import Conversation, judged_turns
 from natfeed.core.device import resolve_device, resolve_dtype
 from natfeed.extract.base import Detection
 from natfeed.extract.llm.base import Answer, LocalTokenizerExtractor, prompt_config
+from natfeed.extract.llm.calibration import (
+    PriorKey,
+    choose_label,
+    content_free_request,
+    describe_prior,
+    log_softmax,
+)
 from natfeed.extract.llm.parse import parse_category
 from natfeed.extract.llm.prompts import Request, paper_request
 
@@ -36,14 +42,13 @@ log = logging.getLogger(__name__)
 
 class TransformersExtractor(LocalTokenizerExtractor):
     backend = "transformers"
+    calibrates = True
 
     def __init__(self, params: ExtractParams) -> None:
         super().__init__(params)
         self.tcfg = params.transformers
         self._model: Any = None
-        self._priors: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}  # content-free label priors
-        if params.mode == "turn" and params.llm.calibration != "none":
-            self.identity += f"+{params.llm.calibration}"
+        self._priors: dict[PriorKey, list[float]] = {}  # content-free label priors (log, normalised)
 
     # -- loading (lazy: a resumed run whose shards are all done never loads the model) ----------------
     def prepare_tokenizer(self, tokenizer: Any) -> Any:
@@ -98,41 +103,25 @@ class TransformersExtractor(LocalTokenizerExtractor):
         """Exact choice constraint: log P(label | prompt) for every allowed label; pick one. With
         ``extract.llm.calibration: content_free`` the scores are divided by the model's prior over the labels
         (its answer to the same prompt with the conversation replaced by N/A) before picking."""
-        import torch
-
         choices = list(reqs[0].choices or ())
         logprobs = label_logprobs(self.model, self.tokenizer, seqs, choices, self._pad)
-        temp = self.params.llm.temperature
+        calibrated = self.params.llm.calibration == "content_free"
         out = []
         for req, row, seq in zip(reqs, logprobs, seqs, strict=True):
-            raw = torch.log_softmax(row, dim=-1)
-            norm = raw
-            if self.params.llm.calibration == "content_free":
-                norm = torch.log_softmax(raw - self._prior(req, choices), dim=-1)
-            if temp > 0:
-                k = int(torch.multinomial(torch.softmax(norm / temp, dim=-1), 1))
-            else:
-                k = int(torch.argmax(norm))
-            n_label = len(self.tokenizer(choices[k], add_special_tokens=False)["input_ids"])
-            out.append(Answer(choices[k], float(norm[k]), len(seq), n_label,
-                              raw_logprob=float(raw[k]) if norm is not raw else None))
+            pick = choose_label(row.tolist(), self._prior(req, choices) if calibrated else None,
+                                self.params.llm.temperature, _multinomial)
+            label = choices[pick.index]
+            n_label = len(self.tokenizer(label, add_special_tokens=False)["input_ids"])
+            out.append(Answer(label, pick.logprob, len(seq), n_label, raw_logprob=pick.raw_logprob))
         return out
 
-    def _prior(self, req: Request, choices: list[str]) -> Any:
+    def _prior(self, req: Request, choices: list[str]) -> list[float]:
         """log P(label | content-free prompt), normalised over the choices; one forward pass per prompt shape."""
-        import torch
-
-        from natfeed.extract.llm.prompts import content_free
-
-        messages = content_free(req.messages)
-        key = (tuple(choices), tuple(m["content"] for m in messages))
+        key, free = content_free_request(req)
         if key not in self._priors:
-            free = replace(req, messages=messages)
             row = label_logprobs(self.model, self.tokenizer, [self.prompt_ids(free)], choices, self._pad)[0]
-            self._priors[key] = torch.log_softmax(row, dim=-1)
-            log.info("%s: content-free label prior %s", self.backend,
-                     ", ".join(f"{c} {p:.2f}" for c, p in zip(choices, self._priors[key].exp().tolist(),
-                                                              strict=True)))
+            self._priors[key] = log_softmax(row.tolist())
+            log.info("%s: content-free label prior %s", self.backend, describe_prior(choices, self._priors[key]))
         return self._priors[key]
 
     def _generate(self, seqs: list[list[int]], sample: bool | None = None, temperature: float | None = None,
@@ -157,6 +146,13 @@ class TransformersExtractor(LocalTokenizerExtractor):
             text = self.tokenizer.decode(row, skip_special_tokens=True)
             out.append(Answer(text, None, len(seq), n))
         return out
+
+
+def _multinomial(probs: list[float]) -> int:
+    """One index drawn from ``probs`` with torch's generator (seeded with extract.llm.seed at load)."""
+    import torch
+
+    return int(torch.multinomial(torch.tensor(probs), 1))
 
 
 def label_logprobs(model: Any, tokenizer: Any, seqs: list[list[int]], choices: list[str],

@@ -5,7 +5,11 @@ engine. Answers are constrained with vLLM's structured outputs (``SamplingParams
 StructuredOutputsParams(...))``; the old ``guided_*`` fields are ignored silently by recent vLLM):
 
 - turn mode: ``choice`` over the five categories + ``none``; the label's log-probability (sum over its
-  tokens, the engine's raw log-probs) is the confidence.
+  tokens, the engine's raw log-probs) is the confidence. With ``extract.llm.calibration: content_free``
+  there is no decoding: every allowed label is scored as a prompt continuation (the prompt's token ids +
+  the label's, ``prompt_logprobs=0``, ``max_tokens=1``), and so is the content-free prompt's, once per
+  prompt shape; the label is then chosen as the transformers backend does
+  (:mod:`natfeed.extract.llm.calibration`).
 - paper mode: ``extract.vllm.paper_structured``: ``json`` (the answer's JSON schema, with the engine's
   ``disable_any_whitespace`` so that a weak model cannot fill the grammar with whitespace), ``regex`` (the
   same answer shape as a regular expression), or ``none`` (free text, parsed like the paper did).
@@ -23,12 +27,20 @@ processes, so a script that runs this backend needs an ``if __name__ == "__main_
 from __future__ import annotations
 
 import logging
+import random
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from natfeed.extract.llm.base import Answer, LocalTokenizerExtractor
-from natfeed.extract.llm.engine import Executor, Generated
+from natfeed.extract.llm.calibration import (
+    PriorKey,
+    choose_label,
+    content_free_request,
+    describe_prior,
+    log_softmax,
+)
+from natfeed.extract.llm.engine import Executor, Generated, tail_logprob
 from natfeed.extract.llm.prompts import PAPER_PATTERNS, Request
 
 if TYPE_CHECKING:
@@ -86,27 +98,38 @@ def sampling_spec(req: Request, params: ExtractParams, label_tokens: int = 0) ->
     return spec
 
 
+def score_spec(label_ids: Sequence[int]) -> dict[str, Any]:
+    """The spec of a request that scores its prompt's last tokens ``label_ids`` (a label appended to a
+    prompt): the engine's log-probability of every prompt token, one throw-away token generated.
+    ``score_ids`` is ours, not a SamplingParams field: :func:`generated` sums those positions. vLLM does not
+    read the prefix cache for such a request (cached positions would have no log-probability)."""
+    return {"temperature": 0.0, "max_tokens": 1, "prompt_logprobs": 0, "score_ids": list(label_ids)}
+
+
 def to_sampling_params(spec: dict[str, Any]) -> Any:
-    """A ``vllm.SamplingParams`` from :func:`sampling_spec`'s dict (imports vLLM)."""
+    """A ``vllm.SamplingParams`` from :func:`sampling_spec`'s or :func:`score_spec`'s dict (imports vLLM)."""
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
     spec = dict(spec)
+    spec.pop("score_ids", None)
     structured = spec.pop("structured", None)
     if structured is not None:
         spec["structured_outputs"] = StructuredOutputsParams(**structured)
     return SamplingParams(**spec)
 
 
-def generated(output: Any) -> Generated:
-    """A :class:`Generated` from a ``vllm.RequestOutput``; the logprob is that of the sampled tokens."""
+def generated(output: Any, score_ids: Sequence[int] = ()) -> Generated:
+    """A :class:`Generated` from a ``vllm.RequestOutput``; the logprob is that of the sampled tokens, the
+    prompt_logprob (with ``score_ids``) the sum over the prompt's last ``len(score_ids)`` tokens."""
     comp = output.outputs[0]
     logprob = None
     if comp.logprobs:
         logprob = float(sum(step[tok].logprob for tok, step in zip(comp.token_ids, comp.logprobs, strict=False)
                             if tok in step))
+    prompt_logprob = tail_logprob(output.prompt_token_ids, getattr(output, "prompt_logprobs", None), score_ids)
     return Generated(comp.text, len(output.prompt_token_ids or ()), len(comp.token_ids), logprob,
-                     int(getattr(output, "num_cached_tokens", 0) or 0))
+                     int(getattr(output, "num_cached_tokens", 0) or 0), prompt_logprob)
 
 
 def run_engine(llm: Any, prompts: Sequence[list[int]], specs: Sequence[dict[str, Any]]) -> list[Generated]:
@@ -115,7 +138,7 @@ def run_engine(llm: Any, prompts: Sequence[list[int]], specs: Sequence[dict[str,
 
     inputs = [TokensPrompt(prompt_token_ids=list(ids)) for ids in prompts]
     outputs = llm.generate(inputs, [to_sampling_params(s) for s in specs], use_tqdm=False)
-    return [generated(o) for o in outputs]
+    return [generated(o, s.get("score_ids", ())) for o, s in zip(outputs, specs, strict=True)]
 
 
 def make_engine(kwargs: dict[str, Any]) -> Any:
@@ -129,6 +152,7 @@ class VLLMExtractor(LocalTokenizerExtractor):
     """In-process vLLM offline batches (see the module docstring)."""
 
     backend = "vllm"
+    calibrates = True
 
     def __init__(self, params: ExtractParams) -> None:
         super().__init__(params)
@@ -136,6 +160,9 @@ class VLLMExtractor(LocalTokenizerExtractor):
         self._engine: Any = None
         self.cached_tokens = 0
         """Prompt tokens served from the prefix cache (all batches)."""
+        self._priors: dict[PriorKey, list[float]] = {}  # content-free label priors (log, normalised)
+        self._label_ids: dict[str, list[int]] = {}
+        self._rng = random.Random(params.llm.seed)  # calibrated labels drawn with temperature > 0
 
     def tokenizer_path(self) -> str:
         return self.cfg.tokenizer or self.params.llm.model
@@ -169,16 +196,75 @@ class VLLMExtractor(LocalTokenizerExtractor):
         return max((len(c.encode("utf-8")) for c in choices or ()), default=0)
 
     def generate(self, requests: list[Request]) -> list[Answer]:
+        if self.params.llm.calibration == "content_free" and requests and requests[0].mode == "turn":
+            return self._calibrated(requests)
         prompts = [self.prompt_ids(r) for r in requests]
         specs = [sampling_spec(r, self.params, self.label_tokens(r.choices)) for r in requests]
-        engine = self.engine
-        if isinstance(engine, Executor):
-            outs = engine.generate(prompts, specs, [r.conversation_id for r in requests])
-        else:
-            outs = run_engine(engine, prompts, specs)
-        self.cached_tokens += sum(o.cached_tokens for o in outs)
+        outs = self._run(prompts, specs, [r.conversation_id for r in requests])
         return [Answer(o.text, o.logprob if r.mode == "turn" else None, o.prompt_tokens, o.generated_tokens)
                 for r, o in zip(requests, outs, strict=True)]
+
+    def _run(self, prompts: list[list[int]], specs: list[dict[str, Any]], keys: list[str]) -> list[Generated]:
+        engine = self.engine
+        outs = engine.generate(prompts, specs, keys) if isinstance(engine, Executor) else \
+            run_engine(engine, prompts, specs)
+        self.cached_tokens += sum(o.cached_tokens for o in outs)
+        return outs
+
+    # -- contextual calibration (extract.llm.calibration: content_free) ------------------------------
+    def label_ids(self, label: str) -> list[int]:
+        """The label's token ids as the answer after the prompt (as the transformers backend scores it)."""
+        if label not in self._label_ids:
+            self._label_ids[label] = self.tokenizer(label, add_special_tokens=False)["input_ids"]
+        return self._label_ids[label]
+
+    def _calibrated(self, requests: list[Request]) -> list[Answer]:
+        """Every allowed label scored, divided by the content-free prior, then chosen (as transformers does).
+        One batch: the requests' label scorings + those of the prompt shapes without a cached prior."""
+        prompts = [self.prompt_ids(r) for r in requests]
+        free = [content_free_request(r) for r in requests]
+        keys = [key for key, _ in free]
+        missing: dict[PriorKey, tuple[list[int], Request]] = {}
+        for key, twin in free:
+            if key not in self._priors and key not in missing:
+                missing[key] = (self.prompt_ids(twin), twin)
+        rows = list(zip(prompts, requests, strict=True)) + list(missing.values())
+        scores = self._label_scores(rows)
+        for key, row in zip(missing, scores[len(requests):], strict=True):
+            self._priors[key] = log_softmax(row)
+            log.info("%s: content-free label prior %s", self.backend, describe_prior(key[0], self._priors[key]))
+        out = []
+        for req, ids, key, row in zip(requests, prompts, keys, scores[:len(requests)], strict=True):
+            pick = choose_label(row, self._priors[key], self.params.llm.temperature, self._draw)
+            label = (req.choices or ())[pick.index]
+            out.append(Answer(label, pick.logprob, len(ids), len(self.label_ids(label)),
+                              raw_logprob=pick.raw_logprob))
+        return out
+
+    def _label_scores(self, rows: list[tuple[list[int], Request]]) -> list[list[float]]:
+        """log P(label | prompt) of every choice of every (prompt ids, request) row: one engine request per
+        row and label, the prompt + the label's tokens, their prompt log-probabilities summed."""
+        prompts, specs, keys = [], [], []
+        for ids, req in rows:
+            for label in req.choices or ():
+                prompts.append(list(ids) + self.label_ids(label))
+                specs.append(score_spec(self.label_ids(label)))
+                keys.append(req.conversation_id)
+        outs = iter(self._run(prompts, specs, keys))
+        scores = []
+        for _, req in rows:
+            row = [next(outs).prompt_logprob for _ in req.choices or ()]
+            if any(x is None for x in row):
+                raise ValueError(f"vllm ({self.cfg.executor} executor) returned no prompt log-probabilities for "
+                                 f"the label tokens of {req.conversation_id!r} (an engine or Ray Data LLM "
+                                 "without prompt_logprobs, or one that tokenized the prompt differently): "
+                                 "extract.llm.calibration: content_free cannot score the labels; use "
+                                 "extract.vllm.executor: local or calibration: none")
+            scores.append([float(x) for x in row if x is not None])
+        return scores
+
+    def _draw(self, probs: list[float]) -> int:
+        return self._rng.choices(range(len(probs)), weights=probs)[0]
 
     def close(self) -> None:
         """Stop replica processes / the Ray executor (a local engine ends with the process)."""

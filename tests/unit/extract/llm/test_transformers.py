@@ -123,16 +123,18 @@ def test_content_free_calibration_divides_by_the_label_prior(tiny):
     prior = ext._prior(reqs[0], list(TURN_CHOICES))
     answers = ext._labels(reqs, seqs)
     for row, ans in zip(raw, answers, strict=True):
-        k = int(torch.argmax(row - prior))
+        k = int(torch.argmax(row - torch.tensor(prior)))
         assert ans.text == TURN_CHOICES[k] and abs(ans.raw_logprob - float(row[k])) < 1e-5
     assert len(ext._priors) == 1
     detections = ext.extract(CONVS)
     assert all(" raw p=" in d.cue for d in detections)
 
 
-@pytest.mark.parametrize("backend", ["vllm", "openai"])
-def test_calibration_is_refused_where_labels_are_not_all_scored(backend):
+def test_calibration_is_refused_where_labels_are_not_all_scored():
     from natfeed.extract.backends import make_extractor
 
-    with pytest.raises(ValueError, match="calibration"):
-        make_extractor(ExtractParams(backend=backend, llm={"model": "m", "calibration": "content_free"}))
+    with pytest.raises(ValueError, match="calibration: content_free needs every label's probability.*openai"):
+        make_extractor(ExtractParams(backend="openai", llm={"model": "m", "calibration": "content_free"}))
+    paper = make_extractor(ExtractParams(backend="openai", mode="paper",
+                                         llm={"model": "m", "calibration": "content_free"}))
+    assert paper.identity == "openai-paper:m"  # paper mode has no labels to calibrate

@@ -5,15 +5,19 @@ test_vllm_cpu.py."""
 from __future__ import annotations
 
 import json
+import math
+import pickle
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 
 from natfeed.core.conversation import Conversation
 from natfeed.extract.backends import make_extractor
+from natfeed.extract.llm.calibration import content_free_request
 from natfeed.extract.llm.parse import parse_paper_answer
 from natfeed.extract.llm.prompts import TURN_CHOICES
 from natfeed.extract.llm.ray import processor_config, ray_postprocess, ray_preprocess, ray_rows
@@ -26,6 +30,8 @@ from natfeed.extract.llm.vllm import (
     generated,
     paper_regex,
     sampling_spec,
+    score_spec,
+    to_sampling_params,
 )
 from natfeed.params import ParamsError, parse_params
 from tests.support.tiny_lm import word_tokenizer
@@ -169,7 +175,158 @@ def test_ray_rows_round_trip():
     out = ray_postprocess({"idx": 1, "generated_text": "b", "num_input_tokens": 10, "num_generated_tokens": 2,
                            "generated_tokens": [4, 5], "logprobs": [{"4": {"logprob": -0.5}},
                                                                     {5: {"logprob": -1.0}}]})
-    assert out == {"idx": 1, "text": "b", "prompt_tokens": 10, "generated_tokens": 2, "logprob": -1.5}
+    assert out == {"idx": 1, "text": "b", "prompt_tokens": 10, "generated_tokens": 2, "logprob": -1.5,
+                   "prompt_logprob": None}
     cfg = processor_config(engine_kwargs(_params(replicas=4)), _params(replicas=4).vllm)
     assert cfg["model_source"] == "m" and cfg["concurrency"] == 4 and cfg["apply_chat_template"] is False
     assert "model" not in cfg["engine_kwargs"] and "quantization" not in cfg["engine_kwargs"]
+
+
+# -- contextual calibration (extract.llm.calibration: content_free) -----------------------------------
+RAW = {"none": -0.5, "positive_feedback": -1.0}  # log P(label | prompt); the other labels -3
+PRIOR = {"none": -0.1, "positive_feedback": -3.0}  # log P(label | content-free prompt); the others -4
+
+
+def _calibrated(**llm):
+    p = parse_params({"extract": {"backend": "vllm", "llm": {"model": "m", "calibration": "content_free",
+                                                             **llm}}}).extract
+    ext = _ext(p)
+    # distinct two-token labels (the word tokenizer makes every label one <unk>): the tail names the label
+    ext._label_ids = {c: [9, 10 + j] for j, c in enumerate(TURN_CHOICES)}
+    return ext
+
+
+class ScoringEngine(Executor):
+    """Scores a label appended to a prompt as RAW, or as PRIOR when the prompt is a content-free one."""
+
+    def __init__(self, ext, free_prompts, missing_logprobs=False):
+        self.labels = {tuple(ids): c for c, ids in ext._label_ids.items()}
+        self.free = [list(ids) for ids in free_prompts]
+        self.missing = missing_logprobs
+        self.calls = []
+
+    def generate(self, prompts, specs, keys):
+        self.calls.append((prompts, specs, keys))
+        out = []
+        for ids, spec in zip(prompts, specs, strict=True):
+            assert spec["score_ids"] == ids[-2:]  # the tail to sum is the label sent
+            label = self.labels[tuple(ids[-2:])]
+            table = PRIOR if ids[:-2] in self.free else RAW
+            lp = None if self.missing else table.get(label, -4.0 if table is PRIOR else -3.0)
+            out.append(Generated("x", len(ids), 1, None, 0, lp))
+        return out
+
+
+def _log_softmax(xs):
+    top = max(xs)
+    total = top + math.log(sum(math.exp(x - top) for x in xs))
+    return [x - total for x in xs]
+
+
+def _free_prompts(ext, reqs):
+    return [ext.prompt_ids(content_free_request(r)[1]) for r in reqs]
+
+
+def test_calibration_scores_every_label_and_flips_the_choice_the_prior_dominates():
+    ext = _calibrated()
+    assert ext.identity == "vllm-turn:m+content_free"
+    convs = [_conv("a", "hello world", "the answer", "good good", "yes", "bad"), _conv("b", "hello", "cat", "no")]
+    reqs = ext.requests(convs)
+    ext._engine = engine = ScoringEngine(ext, _free_prompts(ext, reqs[:1]))
+    dets = ext.extract(convs)
+    prompts, specs, keys = engine.calls[0]
+    assert len(engine.calls) == 1 and len(prompts) == len(TURN_CHOICES) * (len(reqs) + 1)  # + one prior
+    for i, req in enumerate(reqs):  # every label, appended to the prompt's token ids, scored
+        ids = ext.prompt_ids(req)
+        rows = range(i * len(TURN_CHOICES), (i + 1) * len(TURN_CHOICES))
+        assert [prompts[j] for j in rows] == [ids + ext._label_ids[c] for c in TURN_CHOICES]
+        assert [specs[j] for j in rows] == [{"temperature": 0.0, "max_tokens": 1, "prompt_logprobs": 0,
+                                             "score_ids": ext._label_ids[c]} for c in TURN_CHOICES]
+        assert {keys[j] for j in rows} == {req.conversation_id}  # replicas route by conversation
+    raw = _log_softmax([RAW.get(c, -3.0) for c in TURN_CHOICES])
+    prior = _log_softmax([PRIOR.get(c, -4.0) for c in TURN_CHOICES])
+    cal = _log_softmax([r - p for r, p in zip(raw, prior, strict=True)])
+    k_raw, k = raw.index(max(raw)), cal.index(max(cal))
+    assert TURN_CHOICES[k_raw] == "none" and TURN_CHOICES[k] == "positive_feedback"  # the prior flipped it
+    assert [d.category for d in dets] == ["positive_feedback"] * len(reqs)
+    assert all(d.confidence == pytest.approx(math.exp(cal[k])) for d in dets)
+    assert all(d.cue.endswith(f" raw p={math.exp(raw[k]):.3f}") for d in dets)  # the raw probability kept
+    answers = ext.generate(reqs)  # the prior is cached: only the requests' labels this time
+    assert len(engine.calls[-1][0]) == len(TURN_CHOICES) * len(reqs)
+    assert answers[0].text == "positive_feedback" and answers[0].generated_tokens == 2
+    assert answers[0].logprob == pytest.approx(cal[k]) and answers[0].raw_logprob == pytest.approx(raw[k])
+    counters, _ = ext.take_stats()
+    assert counters["requests"] == len(reqs) and counters["generated_tokens"] == 2 * len(reqs)
+
+
+def test_calibration_prior_once_per_prompt_shape():
+    ext = _calibrated()
+    reqs = ext.requests([_conv("a", "hello world", "the answer", "good good", "yes", "bad")])
+    other = [replace(r, messages=[{**r.messages[0], "content": "maybe " + r.messages[0]["content"]}])
+             for r in reqs]  # another guideline text: another prompt shape
+    ext._engine = engine = ScoringEngine(ext, _free_prompts(ext, [reqs[0], other[0]]))
+    ext.generate(reqs + other)
+    assert len(engine.calls[0][0]) == len(TURN_CHOICES) * (len(reqs) + len(other) + 2)  # two shapes, two priors
+    assert len(ext._priors) == 2
+    ext.generate(other[:1])
+    assert len(engine.calls[1][0]) == len(TURN_CHOICES)  # both cached
+
+
+def test_calibration_refuses_an_engine_without_prompt_logprobs():
+    ext = _calibrated()
+    reqs = ext.requests([_conv("a", "hello", "world", "good")])
+    ext._engine = ScoringEngine(ext, [], missing_logprobs=True)
+    with pytest.raises(ValueError, match="prompt log-probabilities.*calibration"):
+        ext.generate(reqs)
+
+
+def test_calibration_with_temperature_draws_from_the_calibrated_probabilities():
+    ext = _calibrated(temperature=1.0, seed=1)
+    reqs = ext.requests([_conv("a", "hello world", "the answer", "good good", "yes", "bad")] * 40)
+    ext._engine = ScoringEngine(ext, _free_prompts(ext, reqs[:1]))
+    labels = {a.text for a in ext.generate(reqs)}
+    assert "positive_feedback" in labels and len(labels) > 1  # sampled, mostly the calibrated favourite
+
+
+def _scored_output(prompt_ids, logprobs, cached=0):
+    """A RequestOutput as vLLM builds it with prompt_logprobs=0: None for the first prompt token, then one
+    {actual token: Logprob} per position."""
+    steps = [None] + [{t: SimpleNamespace(logprob=lp, rank=1, decoded_token="t")}
+                      for t, lp in zip(prompt_ids[1:], logprobs[1:], strict=True)]
+    comp = SimpleNamespace(text="x", token_ids=[4], logprobs=None)
+    return SimpleNamespace(outputs=[comp], prompt_token_ids=list(prompt_ids), prompt_logprobs=steps,
+                           num_cached_tokens=cached)
+
+
+def test_generated_sums_the_prompt_tail_logprobs():
+    out = _scored_output([1, 2, 3, 7, 8], [None, -1.0, -2.0, -0.25, -0.5])
+    g = generated(out, [7, 8])
+    assert g.prompt_logprob == pytest.approx(-0.75) and g.prompt_tokens == 5 and g.generated_tokens == 1
+    assert generated(out, [3, 7, 8]).prompt_logprob == pytest.approx(-2.75)
+    assert generated(out).prompt_logprob is None  # not a scoring request
+    assert generated(out, [9, 8]).prompt_logprob is None  # not the tokens the label was sent as
+    assert generated(out, [1, 2, 3, 7, 8]).prompt_logprob is None  # the first token has no logprob
+    assert generated(_output("none", [5], [-0.1]), [5]).prompt_logprob is None  # no prompt_logprobs at all
+    assert pickle.loads(pickle.dumps(g)) == g  # crosses to/from replica processes
+
+
+def test_score_spec_is_a_real_sampling_params():
+    pytest.importorskip("vllm")
+    params = to_sampling_params(score_spec([7, 8]))
+    assert params.prompt_logprobs == 0 and params.max_tokens == 1 and params.temperature == 0.0
+    assert params.skip_reading_prefix_cache  # no cached positions without a log-probability
+
+
+def test_ray_rows_carry_score_ids_to_the_prompt_logprob():
+    spec = score_spec([7, 8])
+    pre = ray_preprocess(ray_rows(["p"], [spec])[0])
+    assert pre["score_ids"] == [7, 8] and "score_ids" not in pre["sampling_params"]
+    assert pre["sampling_params"] == {"temperature": 0.0, "max_tokens": 1, "prompt_logprobs": 0}
+    row = {"idx": 0, "generated_text": "x", "num_input_tokens": 4, "num_generated_tokens": 1,
+           "generated_tokens": [4], "logprobs": None, "score_ids": pre["score_ids"],
+           "prompt_token_ids": [1, 3, 7, 8],  # as the stage gives them, keys str after Arrow
+           "prompt_logprobs": [None, {"3": {"logprob": -2.0}}, {"7": {"logprob": -0.25}, "9": None},
+                               {"8": {"logprob": -0.5, "rank": 3}}]}
+    assert ray_postprocess(row)["prompt_logprob"] == pytest.approx(-0.75)
+    assert ray_postprocess({**row, "prompt_logprobs": None})["prompt_logprob"] is None  # older Ray: refused
+    assert ray_postprocess({**row, "prompt_token_ids": [1, 3, 7, 9]})["prompt_logprob"] is None  # re-tokenized
