@@ -168,12 +168,18 @@ def extract(
                                     "with hash(conversation_id) % --num-shards == this (0-based); merge the "
                                     "parts with `natfeed extract-merge`. docs/SCALING.md."),
     num_shards: int = typer.Option(None, "--num-shards", help="Scale-out: how many jobs share the input."),
+    executor: str = typer.Option(None, "--executor", help="local (default) or ray: the batches run on Ray Data "
+                                 "actors (one extractor, one model load, per actor), on this machine or the "
+                                 "cluster of --ray-address; extract.executor. docs/SCALING.md."),
+    ray_address: str = typer.Option(None, "--ray-address", help="With --executor ray: auto, or ray://head:10001 "
+                                    "(`ray start --head` prints it); default: a local Ray; extract.ray_address."),
     params: Path = ParamsOpt,
 ) -> None:
     """Find feedback turns (the five categories of the paper) in conversations."""
     from natfeed.extract.run import extract_file, extract_partition, write_paper_csv
 
     overrides = {"backend": backend, "mode": mode, "shard_dir": str(shard_dir) if shard_dir else None,
+                 "executor": executor, "ray_address": ray_address,
                  "llm": {"model": model} if model else None, "openai": {"base_url": base_url} if base_url else None}
     p = _extract_params(_params(params).extract, overrides)
     if (shard_index is None) != (num_shards is None):

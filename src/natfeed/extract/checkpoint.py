@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from natfeed.params import ExtractParams
 
 OPERATIONAL: dict[str, frozenset[str]] = {
-    "extract": frozenset({"workers", "detect_language", "heuristic", "shard_dir"}),
+    "extract": frozenset({"workers", "detect_language", "heuristic", "shard_dir", "executor", "ray_address",
+                         "ray_actors", "ray_gpus_per_actor", "ray_object_store_mb"}),
     "openai": frozenset({"concurrency", "timeout_s", "max_retries", "backoff_s", "max_backoff_s", "api_key_env",
                          "base_url"}),
     "transformers": frozenset({"device"}),

@@ -30,10 +30,11 @@ from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
 from natfeed.extract.backends import make_extractor
 from natfeed.extract.base import Extractor, feedback_row
 from natfeed.extract.checkpoint import ShardStore, run_key
-from natfeed.extract.inputs import ConversationReader, with_languages
+from natfeed.extract.inputs import ConversationReader
 from natfeed.extract.llm.base import STAT_KEYS as LLM_STAT_KEYS
 from natfeed.extract.partition import partition_path, write_partition
 from natfeed.extract.progress import RequestProgress
+from natfeed.extract.ray_executor import BatchResult, run_batch
 from natfeed.params import ExtractParams
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,26 @@ def _init_worker(params: ExtractParams) -> None:
 def _work(batch: list[Conversation]) -> tuple[list[dict[str, Any]], int, int]:
     assert _WORKER is not None
     return _extract_rows(_WORKER, batch)
+
+
+def _detect(params: ExtractParams, reader: ConversationReader) -> tuple[float, int] | None:
+    """The language-detection settings when raw logs need it (ingested parquet has languages)."""
+    if params.detect_language and not reader.normalised:
+        return params.language_min_confidence, params.language_min_letters
+    return None
+
+
+def _ray_results(reader: ConversationReader, params: ExtractParams
+                 ) -> Iterator[tuple[list[dict[str, Any]], int, int]]:
+    """:func:`_results` on Ray actors (``extract.executor: ray``); languages are detected in the actors."""
+    from natfeed.extract.ray_executor import RayPool
+
+    pool = RayPool(params)
+    try:
+        for _, res in pool.map(((None, b) for b in reader.batches()), _detect(params, reader)):
+            yield res.rows, res.conversations, res.user_turns
+    finally:
+        pool.close()
 
 
 def _results(batches: Iterable[list[Conversation]], params: ExtractParams, extractor: Extractor | None
@@ -116,8 +137,10 @@ def extract_file(
     ):
         reader.rejected = rejected
         bar = tqdm(desc=f"extract ({identity})", unit=" conv", disable=None)
-        for rows, n_conv, n_turns in _results(reader.prepared(params.detect_language, params.language_min_confidence,
-                                                               params.language_min_letters), params, extractor):
+        results = _ray_results(reader, params) if params.executor == "ray" else _results(
+            reader.prepared(params.detect_language, params.language_min_confidence, params.language_min_letters),
+            params, extractor)
+        for rows, n_conv, n_turns in results:
             for row in rows:
                 sink.add(row)
                 per_category[row["category"]] += 1
@@ -188,17 +211,29 @@ class _Shard:
         self.rows: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
         self.counters: Counter[str] = Counter()
-        self.conversations: list[Conversation] = []
+        self.conversations = 0
+        self.first_id = self.last_id = ""
         self.user_turns = 0
         self.failures_added = 0  # parse failures of the last micro-batch
 
+    def add(self, res: BatchResult, first_id: str, last_id: str) -> None:
+        """A micro-batch's result (its conversations run from ``first_id`` to ``last_id``)."""
+        self.rows += res.rows
+        self.failures_added = len(res.failures)
+        self.failures += res.failures
+        self.counters.update(res.counters)
+        self.first_id = self.first_id or first_id
+        self.last_id = last_id
+        self.conversations += res.conversations
+        self.user_turns += res.user_turns
+
     def full(self, params: ExtractParams, max_requests: int) -> bool:
-        return (len(self.conversations) >= params.batch_size or self.counters["requests"] >= max_requests
+        return (self.conversations >= params.batch_size or self.counters["requests"] >= max_requests
                 or time.perf_counter() - self.start >= params.llm.shard_seconds)
 
     def commit(self, store: ShardStore) -> None:
-        info = {"conversations": len(self.conversations), "user_turns": self.user_turns, "rows": len(self.rows),
-                "first_id": self.conversations[0].conversation_id, "last_id": self.conversations[-1].conversation_id,
+        info = {"conversations": self.conversations, "user_turns": self.user_turns, "rows": len(self.rows),
+                "first_id": self.first_id, "last_id": self.last_id,
                 "seconds": round(time.perf_counter() - self.start, 6), **self.counters}
         store.write(self.index, self.rows, self.failures, info)
 
@@ -243,22 +278,11 @@ def _extract_sharded(reader: ConversationReader, output: str | Path, params: Ext
             for index in range(len(done)):  # the finished shards: check they cover the same conversations
                 batch = list(islice(stream, int(done[index]["conversations"])))
                 _check_shard(done[index], batch, store.shard_path(index))
-            shard, engine = _Shard(len(done)), engine_batch(params)
-            while True:  # micro-batches of the engine's size that never cross a shard's limits
-                room = min(engine, max_requests - shard.counters["requests"])
-                batch, cost = _take(stream, params.batch_size - len(shard.conversations), max(1, room), params.mode)
-                if not batch:
-                    break
-                _run_micro(extractor, batch, shard, store, params, reader.normalised)
-                progress.update(cost, shard.failures_added)
-                if shard.full(params, max_requests):
-                    shard.commit(store)
-                    done_now += len(shard.conversations)
-                    progress.shard_done(shard.index)
-                    shard = _Shard(shard.index + 1)
-            if shard.conversations:
-                shard.commit(store)
-                done_now += len(shard.conversations)
+            if params.executor == "ray":
+                done_now = _run_ray(stream, len(done), store, params, max_requests, progress, _detect(params, reader))
+            else:
+                done_now = _run_local(stream, len(done), store, params, max_requests, progress, extractor,
+                                      _detect(params, reader))
     finally:
         progress.close()
     per_category, totals, shard_seconds = _assemble(store, output)
@@ -279,25 +303,85 @@ def _extract_sharded(reader: ConversationReader, output: str | Path, params: Ext
     return result
 
 
-def _run_micro(extractor: Extractor, batch: list[Conversation], shard: _Shard, store: ShardStore,
-               params: ExtractParams, normalised: bool) -> None:
-    """Extract a micro-batch into the open shard; a server failure stops the run, naming what is kept."""
-    if params.detect_language and not normalised:
-        batch = with_languages(batch, params.language_min_confidence, params.language_min_letters)
+def _kept(store: ShardStore) -> str:
+    return (f"{len(store.done)} shard(s) of this run are done and kept in {store.dir}: rerun the same command "
+            "to continue from there" if store.done else "no shard was finished yet: rerun the same command "
+            "once the server answers")
+
+
+def _run_local(stream: Iterator[Conversation], first: int, store: ShardStore, params: ExtractParams,
+               max_requests: int, progress: RequestProgress, extractor: Extractor,
+               detect: tuple[float, int] | None) -> int:
+    """Micro-batches of the engine's size that never cross a shard's limits, in this process; returns the
+    conversations done."""
+    shard, engine, done_now = _Shard(first), engine_batch(params), 0
+    while True:
+        room = min(engine, max_requests - shard.counters["requests"])
+        batch, cost = _take(stream, params.batch_size - shard.conversations, max(1, room), params.mode)
+        if not batch:
+            break
+        try:
+            res = run_batch(extractor, batch, detect)
+        except ServerError as err:  # a server failure stops the run, naming what is kept
+            raise ExtractionStopped(f"{err}\n{_kept(store)}") from err
+        shard.add(res, batch[0].conversation_id, batch[-1].conversation_id)
+        progress.update(cost, shard.failures_added)
+        if shard.full(params, max_requests):
+            shard.commit(store)
+            done_now += shard.conversations
+            progress.shard_done(shard.index)
+            shard = _Shard(shard.index + 1)
+    if shard.conversations:
+        shard.commit(store)
+        done_now += shard.conversations
+    return done_now
+
+
+def plan_shards(stream: Iterator[Conversation], first: int, params: ExtractParams, max_requests: int
+                ) -> Iterator[tuple[int, list[Conversation], int]]:
+    """(shard index, micro-batch, estimated requests): the cuts of :func:`_run_local` made up front from the
+    request estimate (``shard_seconds`` cannot apply before the work is done)."""
+    index, n_conv, n_req, engine = first, 0, 0, engine_batch(params)
+    while True:
+        batch, cost = _take(stream, params.batch_size - n_conv, max(1, min(engine, max_requests - n_req)),
+                            params.mode)
+        if not batch:
+            return
+        yield index, batch, cost
+        n_conv, n_req = n_conv + len(batch), n_req + cost
+        if n_conv >= params.batch_size or n_req >= max_requests:
+            index, n_conv, n_req = index + 1, 0, 0
+
+
+def _run_ray(stream: Iterator[Conversation], first: int, store: ShardStore, params: ExtractParams,
+             max_requests: int, progress: RequestProgress, detect: tuple[float, int] | None) -> int:
+    """The planned micro-batches on Ray actors; each shard is committed as soon as its last one is back."""
+    from natfeed.extract.ray_executor import RayPool
+
+    pool, shard, done_now = RayPool(params), _Shard(first), 0
+    plan = (((index, cost, batch[0].conversation_id, batch[-1].conversation_id), batch)
+            for index, batch, cost in plan_shards(stream, first, params, max_requests))
     try:
-        rows, _, n_turns = _extract_rows(extractor, batch)
-    except ServerError as err:
-        kept = (f"{len(store.done)} shard(s) of this run are done and kept in {store.dir}: rerun the same command "
-                "to continue from there" if store.done else "no shard was finished yet: rerun the same command "
-                "once the server answers")
-        raise ExtractionStopped(f"{err}\n{kept}") from err
-    counters, failures = extractor.take_stats()  # type: ignore[attr-defined]
-    shard.rows += rows
-    shard.failures_added = len(failures)
-    shard.failures += [f.to_dict() for f in failures]
-    shard.counters.update(counters)
-    shard.conversations += batch
-    shard.user_turns += n_turns
+        for (index, cost, first_id, last_id), res in pool.map(plan, detect):
+            if index != shard.index:
+                shard.commit(store)
+                done_now += shard.conversations
+                progress.shard_done(shard.index)
+                shard = _Shard(index)
+            shard.add(res, first_id, last_id)
+            progress.update(cost, shard.failures_added)
+        if shard.conversations:
+            shard.commit(store)
+            done_now += shard.conversations
+    except Exception as err:
+        if isinstance(err, NatfeedError):
+            raise
+        first_line = (str(err).strip().splitlines() or [""])[-1][:500]
+        raise ExtractionStopped(f"ray: the extraction failed ({type(err).__name__}: {first_line})\n"
+                                f"{_kept(store)}") from err
+    finally:
+        pool.close()
+    return done_now
 
 
 def _check_shard(info: dict[str, Any], batch: list[Conversation], path: Path) -> None:

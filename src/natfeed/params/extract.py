@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from natfeed.params.base import Section
 from natfeed.params.heuristic import HeuristicParams
@@ -30,10 +30,11 @@ class LLMParams(Section):
                                 "one: keep false for it)")
     ignore_eos: bool = Field(False, description="Always generate max_new_tokens (benchmarks with random weights)")
     seed: int = Field(0, description="Sampling seed")
-    calibration: Literal["none", "content_free"] = Field("none", description="Turn mode, transformers backend: "
-                                                         "content_free divides the label probabilities by the "
-                                                         "model's prior (the same prompt with N/A as the "
-                                                         "conversation; contextual calibration)")
+    calibration: Literal["none", "content_free"] = Field("none", description="Turn mode, transformers and vllm "
+                                                         "backends: content_free divides the label probabilities "
+                                                         "by the model's prior (the same prompt with N/A as the "
+                                                         "conversation; contextual calibration); vllm then scores "
+                                                         "every label with its own engine request")
     shard_requests: int = Field(0, ge=0, description="Checkpoint a shard after this many requests (or "
                                 "extract.batch_size conversations, or shard_seconds, whichever comes first); "
                                 "0 = auto: 32 on CPU, 2048 with a CUDA device or a server (openai)")
@@ -112,6 +113,18 @@ class ExtractParams(Section):
     batch_size: int = Field(500, gt=0, description="Conversations per batch handed to the extractor")
     workers: int = Field(0, ge=0, description="Processes for per-turn backends (heuristic): 0 = one per CPU "
                          "core, 1 = in-process")
+    executor: Literal["local", "ray"] = Field("local", description="local (this process, or worker processes "
+                                              "for the heuristic) or ray (Ray Data map_batches over an actor "
+                                              "pool, on one machine or a cluster; docs/SCALING.md)")
+    ray_address: str | None = Field(None, description="executor ray: null = start a local Ray (or join "
+                                    "$RAY_ADDRESS); auto or ray://head:10001 = a running cluster")
+    ray_actors: int = Field(0, ge=0, description="executor ray: actors; 0 = one per CPU (heuristic), one per "
+                            "ray_gpus_per_actor GPUs (model backends), 4 (openai)")
+    ray_gpus_per_actor: float | None = Field(None, ge=0, description="executor ray: GPUs per actor; null = "
+                                             "vllm.tensor_parallel_size (vllm) or 1 (transformers) when the "
+                                             "cluster has GPUs, else 0")
+    ray_object_store_mb: int = Field(512, ge=64, description="executor ray, local Ray only: object store size "
+                                     "(the batches waiting for an actor; Ray spills the rest to disk)")
     detect_language: bool = Field(True, description="When extracting raw logs, detect missing languages (lingua)")
     language_min_confidence: float = Field(0.5, ge=0, le=1, description="As ingest.language_min_confidence")
     language_min_letters: int = Field(2, ge=0, description="As ingest.language_min_letters")
@@ -125,3 +138,10 @@ class ExtractParams(Section):
     openai: OpenAIParams = Field(default_factory=OpenAIParams)
     transformers: TransformersParams = Field(default_factory=TransformersParams)
     vllm: VLLMParams = Field(default_factory=VLLMParams)
+
+    @model_validator(mode="after")
+    def _one_scale_out(self) -> ExtractParams:
+        if self.executor == "ray" and self.backend == "vllm" and (self.vllm.executor == "ray" or self.vllm.replicas > 1):
+            raise ValueError("extract.executor: ray runs one vLLM engine per Ray actor: leave extract.vllm.executor "
+                             "local and replicas 1, and set extract.ray_actors (and vllm.tensor_parallel_size)")
+        return self
