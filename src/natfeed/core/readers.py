@@ -131,7 +131,7 @@ def _iter_jsonl(path: Path) -> Iterator[RawRecord]:
 
 def _iter_parquet(path: Path, batch_size: int) -> Iterator[RawRecord]:
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps every row group read so far
     except Exception as err:  # pyarrow raises ArrowInvalid / OSError for a file that is not parquet
         raise InputError(f"{path}: not a readable parquet file ({err})") from None
     row = 0

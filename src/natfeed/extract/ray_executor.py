@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from natfeed.core.conversation import Conversation, judged_turns
-from natfeed.extract.base import feedback_row
+from natfeed.extract.base import batch_rows
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,7 @@ class BatchResult:
 def run_batch(extractor: Any, batch: list[Conversation], detect: tuple[float, int] | None = None) -> BatchResult:
     """One batch through ``extractor`` (in an actor, or in-process in tests); ``detect`` = detect the
     missing languages first (raw logs), with (min confidence, min letters)."""
-    if detect is not None:
-        from natfeed.extract.inputs import with_languages
-
-        batch = with_languages(batch, *detect)
-    rows = [feedback_row(det, extractor.identity) for det in extractor.extract(batch)]
+    rows = batch_rows(extractor, batch, detect)
     turns = sum(1 for c in batch for _ in judged_turns(c))
     counters: dict[str, int] = {}
     failures: list[dict[str, Any]] = []

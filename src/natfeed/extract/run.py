@@ -28,7 +28,7 @@ from natfeed.core.io import ParquetSink, atomic_path, atomic_write, sibling, wri
 from natfeed.core.openai_client import ServerError
 from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
 from natfeed.extract.backends import make_extractor
-from natfeed.extract.base import Extractor, feedback_row
+from natfeed.extract.base import Extractor, batch_rows
 from natfeed.extract.checkpoint import ShardStore, run_key
 from natfeed.extract.inputs import ConversationReader
 from natfeed.extract.llm.base import STAT_KEYS as LLM_STAT_KEYS
@@ -56,22 +56,24 @@ def shard_root(params: ExtractParams, output: str | Path) -> Path:
     return out.parent / f".{out.name.split('.')[0]}.shards"
 
 
-def _extract_rows(extractor: Extractor, batch: list[Conversation]) -> tuple[list[dict[str, Any]], int, int]:
-    rows = [feedback_row(det, extractor.identity) for det in extractor.extract(batch)]
-    return rows, len(batch), sum(1 for c in batch for _ in judged_turns(c))
+def _extract_rows(extractor: Extractor, batch: list[Conversation], detect: tuple[float, int] | None = None
+                  ) -> tuple[list[dict[str, Any]], int, int]:
+    """(feedback rows, conversations, judged turns) of a batch; ``detect``: :func:`batch_rows`."""
+    return batch_rows(extractor, batch, detect), len(batch), sum(1 for c in batch for _ in judged_turns(c))
 
 
 _WORKER: Extractor | None = None
+_DETECT: tuple[float, int] | None = None
 
 
-def _init_worker(params: ExtractParams) -> None:
-    global _WORKER
-    _WORKER = make_extractor(params)
+def _init_worker(params: ExtractParams, detect: tuple[float, int] | None) -> None:
+    global _WORKER, _DETECT
+    _WORKER, _DETECT = make_extractor(params), detect
 
 
 def _work(batch: list[Conversation]) -> tuple[list[dict[str, Any]], int, int]:
     assert _WORKER is not None
-    return _extract_rows(_WORKER, batch)
+    return _extract_rows(_WORKER, batch, _DETECT)
 
 
 def _detect(params: ExtractParams, reader: ConversationReader) -> tuple[float, int] | None:
@@ -94,18 +96,18 @@ def _ray_results(reader: ConversationReader, params: ExtractParams
         pool.close()
 
 
-def _results(batches: Iterable[list[Conversation]], params: ExtractParams, extractor: Extractor | None
-             ) -> Iterator[tuple[list[dict[str, Any]], int, int]]:
+def _results(batches: Iterable[list[Conversation]], params: ExtractParams, extractor: Extractor | None,
+             detect: tuple[float, int] | None = None) -> Iterator[tuple[list[dict[str, Any]], int, int]]:
     """Per-batch (rows, conversations, judged turns), in input order; per-turn backends run in a
-    process pool of ``params.workers`` (0 = one per core)."""
+    process pool of ``params.workers`` (0 = one per core), which also detects the missing languages."""
     workers = params.workers or os.cpu_count() or 1
     if extractor is not None or workers <= 1 or params.backend not in PER_TURN_BACKENDS:
         ext = extractor or make_extractor(params)
         for batch in batches:
-            yield _extract_rows(ext, batch)
+            yield _extract_rows(ext, batch, detect)
         return
     ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(params,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(params, detect)) as pool:
         pending: list[Any] = []
         for batch in batches:
             pending.append(pool.submit(_work, batch))
@@ -137,9 +139,8 @@ def extract_file(
     ):
         reader.rejected = rejected
         bar = tqdm(desc=f"extract ({identity})", unit=" conv", disable=None)
-        results = _ray_results(reader, params) if params.executor == "ray" else _results(
-            reader.prepared(params.detect_language, params.language_min_confidence, params.language_min_letters),
-            params, extractor)
+        results = (_ray_results(reader, params) if params.executor == "ray"
+                   else _results(reader.batches(), params, extractor, _detect(params, reader)))
         for rows, n_conv, n_turns in results:
             for row in rows:
                 sink.add(row)

@@ -43,7 +43,7 @@ def test_shard_plan_covers_the_input_in_order_within_the_limits():
     assert plan[0][0] == 3 and [i for i, _, _ in plan] == sorted(i for i, _, _ in plan)
     shards: dict[int, list[Conversation]] = {}
     for index, batch, cost in plan:
-        assert cost == sum(requests_of(c, "turn") for c in batch) and 1 <= len(batch)
+        assert cost == sum(requests_of(c, "turn") for c in batch) and len(batch) >= 1
         shards.setdefault(index, []).extend(batch)
     for batch in shards.values():  # a shard closes once over a limit, by at most its last conversation
         assert len(batch) <= 7 and sum(requests_of(c, "turn") for c in batch[:-1]) < 10
