@@ -102,7 +102,8 @@ def resolve_inputs(path: str | Path) -> list[Path]:
     return scan_inputs(path).files
 
 
-def _decode_line(source: str, lineno: int, data: bytes) -> RawRecord | None:
+def decode_line(source: str, lineno: int, data: bytes) -> RawRecord | None:
+    """One JSONL line as a record (``None`` for a blank line); undecodable lines become error records."""
     if not data.strip():
         return None
     try:
@@ -117,16 +118,21 @@ def _decode_line(source: str, lineno: int, data: bytes) -> RawRecord | None:
         return RawRecord(source, lineno, error=f"invalid_json: {msg}", raw=text)
 
 
-def _iter_jsonl(path: Path) -> Iterator[RawRecord]:
+def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(line number, bytes) of a JSONL file (``.gz`` too), undecoded."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
-            for lineno, data in enumerate(fh, start=1):
-                rec = _decode_line(str(path), lineno, data)
-                if rec is not None:
-                    yield rec
+            yield from enumerate(fh, start=1)
     except (OSError, EOFError) as err:  # a truncated or corrupt .gz
         raise InputError(f"{path}: cannot read ({err})") from None
+
+
+def _iter_jsonl(path: Path) -> Iterator[RawRecord]:
+    for lineno, data in iter_lines(path):
+        rec = decode_line(str(path), lineno, data)
+        if rec is not None:
+            yield rec
 
 
 def _iter_parquet(path: Path, batch_size: int) -> Iterator[RawRecord]:

@@ -7,6 +7,7 @@ conversation id seen before, first kept), so ``rows_read = rows_kept + rows_reje
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,11 @@ import pyarrow.parquet as pq
 from natfeed.core.conversation import Conversation
 from natfeed.core.io import ParquetSink
 from natfeed.core.language import MIN_CONFIDENCE, MIN_LETTERS, UNKNOWN, detect_languages
-from natfeed.core.readers import InputScan, is_parquet, iter_files, scan_inputs
+from natfeed.core.readers import InputScan, decode_line, is_parquet, iter_files, iter_lines, scan_inputs
 from natfeed.core.records import Malformed, normalise_record, rejected_row
 from natfeed.core.tables import CONVERSATION_SCHEMA
+
+log = logging.getLogger(__name__)
 
 
 def is_normalised(files: list[Path]) -> bool:
@@ -95,6 +98,42 @@ class ConversationReader:
                 if self.rejected is not None:
                     self.rejected.add(rejected_row(rec, err.reason, err.detail))
 
+    # -- raw lines decoded elsewhere (worker processes): the same accounting ---------------------------
+    @property
+    def line_based(self) -> bool:
+        """Raw logs in JSONL files (not parquet): their lines can be decoded by workers."""
+        return not any(is_parquet(f) for f in self.scan.files)
+
+    def line_chunks(self, size: int) -> Iterator[list[tuple[str, int, bytes]]]:
+        """The raw lines of every file, ``size`` at a time, undecoded: (source, line number, bytes)."""
+        chunk: list[tuple[str, int, bytes]] = []
+        for f in self.scan.files:
+            log.info("reading %s", f)
+            for lineno, data in iter_lines(f):
+                chunk.append((str(f), lineno, data))
+                if len(chunk) >= size:
+                    yield chunk
+                    chunk = []
+        if chunk:
+            yield chunk
+
+    def admit(self, item: dict[str, Any] | str, conversation: bool = False) -> bool:
+        """Count one line decoded elsewhere (:func:`decode_chunk`): a dict is its ``rejected`` row; a string is a
+        conversation id, of a copy of an earlier conversation, or, with ``conversation``, of a conversation
+        that is kept (True) unless its id was seen before."""
+        self.rows_read += 1
+        if isinstance(item, dict):
+            self.rows_rejected += 1
+            if self.rejected is not None:
+                self.rejected.add(item)
+            return False
+        if conversation and item not in self._seen:
+            self._seen.add(item)
+            self.rows_kept += 1
+            return True
+        self.rows_duplicate += 1
+        return False
+
     def prepared(self, detect_language: bool = True, min_confidence: float = MIN_CONFIDENCE,
                  min_letters: int = MIN_LETTERS) -> Iterator[list[Conversation]]:
         """:meth:`batches` with the missing languages of raw logs detected (ingested parquet has them)."""
@@ -113,6 +152,28 @@ class ConversationReader:
                 buf = []
         if buf:
             yield buf
+
+
+def decode_chunk(chunk: list[tuple[str, int, bytes]]) -> list[Conversation | dict[str, Any] | str]:
+    """Raw lines -> per non-blank line, in order: its Conversation, its ``rejected`` row (a dict), or, for a
+    conversation id already seen in this chunk, that id (a duplicate; :meth:`ConversationReader.admit`)."""
+    out: list[Conversation | dict[str, Any] | str] = []
+    seen: set[str] = set()
+    for source, lineno, data in chunk:
+        rec = decode_line(source, lineno, data)
+        if rec is None:
+            continue
+        try:
+            conv = normalise_record(rec)
+        except Malformed as err:
+            out.append(rejected_row(rec, err.reason, err.detail))
+            continue
+        if conv.conversation_id in seen:
+            out.append(conv.conversation_id)
+        else:
+            seen.add(conv.conversation_id)
+            out.append(conv)
+    return out
 
 
 def iter_conversation_batches(path: str | Path, batch_size: int, rejected: ParquetSink | None = None,

@@ -30,7 +30,7 @@ from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
 from natfeed.extract.backends import make_extractor
 from natfeed.extract.base import Extractor, batch_rows
 from natfeed.extract.checkpoint import ShardStore, run_key
-from natfeed.extract.inputs import ConversationReader
+from natfeed.extract.inputs import ConversationReader, decode_chunk
 from natfeed.extract.llm.base import STAT_KEYS as LLM_STAT_KEYS
 from natfeed.extract.partition import partition_path, write_partition
 from natfeed.extract.progress import RequestProgress
@@ -76,6 +76,54 @@ def _work(batch: list[Conversation]) -> tuple[list[dict[str, Any]], int, int]:
     return _extract_rows(_WORKER, batch, _DETECT)
 
 
+def _work_lines(chunk: list[tuple[str, int, bytes]]) -> list[Any]:
+    """Raw lines -> per line, in order: (conversation id, its feedback rows, judged turns), a rejected row or a
+    duplicate id (:func:`decode_chunk`): the worker decodes, so the main process only reads bytes."""
+    assert _WORKER is not None
+    items = decode_chunk(chunk)
+    convs = [c for c in items if isinstance(c, Conversation)]
+    by_id: dict[str, list[dict[str, Any]]] = {c.conversation_id: [] for c in convs}
+    for row in batch_rows(_WORKER, convs, _DETECT):
+        by_id[row["conversation_id"]].append(row)
+    return [(c.conversation_id, by_id[c.conversation_id], sum(1 for _ in judged_turns(c)))
+            if isinstance(c, Conversation) else c for c in items]
+
+
+def _pooled(params: ExtractParams, extractor: Extractor | None) -> int:
+    """Worker processes for this run (0 = in-process)."""
+    workers = params.workers or os.cpu_count() or 1
+    return workers if extractor is None and workers > 1 and params.backend in PER_TURN_BACKENDS else 0
+
+
+def _line_results(reader: ConversationReader, params: ExtractParams, detect: tuple[float, int] | None
+                  ) -> Iterator[tuple[list[dict[str, Any]], int, int]]:
+    """:func:`_results` for raw JSONL: the workers decode and normalise their own chunks of lines; this process
+    keeps the accounting (rows read, rejected, duplicate ids) in input order, so the rows are the same."""
+    workers = _pooled(params, None)
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(params, detect)) as pool:
+        pending: list[Any] = []
+
+        def done(entries: list[Any]) -> tuple[list[dict[str, Any]], int, int]:
+            rows, n_conv, n_turns = [], 0, 0
+            for entry in entries:
+                if isinstance(entry, tuple):
+                    if reader.admit(entry[0], conversation=True):
+                        rows += entry[1]
+                        n_conv += 1
+                        n_turns += entry[2]
+                else:
+                    reader.admit(entry)
+            return rows, n_conv, n_turns
+
+        for chunk in reader.line_chunks(params.batch_size):
+            pending.append(pool.submit(_work_lines, chunk))
+            while len(pending) > 2 * workers:  # bounded read-ahead keeps memory flat
+                yield done(pending.pop(0).result())
+        for fut in pending:
+            yield done(fut.result())
+
+
 def _detect(params: ExtractParams, reader: ConversationReader) -> tuple[float, int] | None:
     """The language-detection settings when raw logs need it (ingested parquet has languages)."""
     if params.detect_language and not reader.normalised:
@@ -100,8 +148,8 @@ def _results(batches: Iterable[list[Conversation]], params: ExtractParams, extra
              detect: tuple[float, int] | None = None) -> Iterator[tuple[list[dict[str, Any]], int, int]]:
     """Per-batch (rows, conversations, judged turns), in input order; per-turn backends run in a
     process pool of ``params.workers`` (0 = one per core), which also detects the missing languages."""
-    workers = params.workers or os.cpu_count() or 1
-    if extractor is not None or workers <= 1 or params.backend not in PER_TURN_BACKENDS:
+    workers = _pooled(params, extractor)
+    if not workers:
         ext = extractor or make_extractor(params)
         for batch in batches:
             yield _extract_rows(ext, batch, detect)
@@ -139,8 +187,12 @@ def extract_file(
     ):
         reader.rejected = rejected
         bar = tqdm(desc=f"extract ({identity})", unit=" conv", disable=None)
-        results = (_ray_results(reader, params) if params.executor == "ray"
-                   else _results(reader.batches(), params, extractor, _detect(params, reader)))
+        if params.executor == "ray":
+            results = _ray_results(reader, params)
+        elif _pooled(params, extractor) and reader.line_based:
+            results = _line_results(reader, params, _detect(params, reader))
+        else:
+            results = _results(reader.batches(), params, extractor, _detect(params, reader))
         for rows, n_conv, n_turns in results:
             for row in rows:
                 sink.add(row)
