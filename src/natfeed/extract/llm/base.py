@@ -201,8 +201,18 @@ class LocalTokenizerExtractor(LLMExtractor):
         return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
 
     def prompt_ids(self, req: Request) -> list[int]:
-        """Token ids of the chat-templated request; cut from the left if the estimate still overflowed."""
+        """Token ids of the chat-templated request, cut in the middle (:func:`fit`) if the estimate still
+        overflowed."""
         text = self.tokenizer.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        limit = self.params.llm.max_model_len - self.answer_tokens(req)
-        return ids[-limit:] if len(ids) > limit else ids
+        return fit(ids, self.params.llm.max_model_len - self.answer_tokens(req))
+
+
+def fit(ids: list[int], limit: int) -> list[int]:
+    """``ids`` within ``limit`` tokens: the first and the last half kept. The head is the guideline text (and
+    the shared prefix the engine caches), the tail the judged turn or the conversation's end and the
+    generation prompt; a cut from the left lost the guidelines of the longest paper-mode prompts."""
+    if len(ids) <= limit:
+        return ids
+    head = limit // 2
+    return ids[:head] + ids[len(ids) - (limit - head):]

@@ -330,3 +330,18 @@ def test_ray_rows_carry_score_ids_to_the_prompt_logprob():
     assert ray_postprocess(row)["prompt_logprob"] == pytest.approx(-0.75)
     assert ray_postprocess({**row, "prompt_logprobs": None})["prompt_logprob"] is None  # older Ray: refused
     assert ray_postprocess({**row, "prompt_token_ids": [1, 3, 7, 9]})["prompt_logprob"] is None  # re-tokenized
+
+
+def test_an_overflowing_prompt_keeps_its_guidelines_and_its_end():
+    from natfeed.extract.llm.base import fit
+
+    assert fit([1, 2, 3], 5) == [1, 2, 3] and fit(list(range(10)), 5) == [0, 1, 7, 8, 9]
+    ext = _ext(parse_params({"extract": {"backend": "vllm", "mode": "paper",
+                                         "llm": {"model": "m", "max_model_len": 120, "paper_max_new_tokens": 20}}}
+                            ).extract)
+    req = ext.requests([_conv("c", "hello world " * 200, "ok", "that is wrong " * 50)])[0]
+    text = ext.tokenizer.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
+    full = ext.tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = ext.prompt_ids(req)
+    assert len(full) > 100 == len(ids)
+    assert ids[:50] == full[:50] and ids[-50:] == full[-50:]
