@@ -146,8 +146,8 @@ def test_vllm_on_ray_actors_gives_the_rows_of_the_local_engine(tmp_path, tiny_vl
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"extract": {
         "detect_language": False, "batch_size": 4, "ray_actors": 1,
-        # sampling (seeded engines) so that the random model picks categories, not only "none"
-        "llm": {"max_model_len": 4096, "shard_requests": 8, "temperature": 1.0, "seed": 3},
+        # greedy: a seeded sampler's draws depend on the engine's batching, so they may differ between two engines
+        "llm": {"max_model_len": 4096, "shard_requests": 8, "temperature": 0.0},
         "vllm": {"gpu_memory_utilization": 0.1, "enforce_eager": True, "max_num_seqs": 8, "dtype": "float32"}}}))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NATFEED_LOG_LEVEL": "INFO"}
     outs = {}
