@@ -54,6 +54,10 @@ _FACTORIES: dict[str, Callable[[ExtractParams], Extractor]] = {
 """Backend name -> factory. LLM backends subclass natfeed.extract.llm.base.LLMExtractor."""
 
 
+PER_TURN_BACKENDS = frozenset({"heuristic"})
+"""Backends whose work is plain Python per turn, so they scale with worker processes (or CPU actors)."""
+
+
 def available_backends() -> set[str]:
     return set(_FACTORIES)
 

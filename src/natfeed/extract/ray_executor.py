@@ -25,12 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from natfeed.core.conversation import Conversation, judged_turns
+from natfeed.extract.backends import PER_TURN_BACKENDS
 from natfeed.extract.base import batch_rows
 
 log = logging.getLogger(__name__)
-
-PER_TURN_BACKENDS = {"heuristic"}
-
 
 @dataclass
 class BatchResult:

@@ -27,7 +27,7 @@ from natfeed.core.errors import NatfeedError
 from natfeed.core.io import ParquetSink, atomic_path, atomic_write, sibling, write_json
 from natfeed.core.openai_client import ServerError
 from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
-from natfeed.extract.backends import make_extractor
+from natfeed.extract.backends import PER_TURN_BACKENDS, make_extractor
 from natfeed.extract.base import Extractor, batch_rows
 from natfeed.extract.checkpoint import ShardStore, run_key
 from natfeed.extract.inputs import ConversationReader, decode_chunk
@@ -40,8 +40,6 @@ from natfeed.params import ExtractParams
 log = logging.getLogger(__name__)
 
 PAPER_COLUMNS = ("conversation_id", "feedback_turn", "category", "label")
-PER_TURN_BACKENDS = {"heuristic"}
-"""Backends whose work is plain Python per turn, so they scale with worker processes."""
 
 
 class ExtractionStopped(NatfeedError, RuntimeError):
