@@ -93,9 +93,10 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 @app.command()
 def ingest(
-    input: str = typer.Option(..., "--input", "-i", help="JSONL, JSONL.gz or parquet: a file, a folder of "
-                              "shards or a glob (extensions in any case). LMSYS, WildChat, OpenAI `messages` "
-                              "and ShareGPT rows. Other files in a folder are skipped and listed in the report."),
+    input: str = typer.Option(..., "--input", "-i", help="JSONL, JSONL.gz, JSON (an array of rows, read "
+                              "streaming; a cut tail becomes one truncated_json rejected row) or parquet: a file, a "
+                              "folder of shards or a glob (extensions in any case). LMSYS, WildChat, OpenAI "
+                              "`messages` and ShareGPT rows (assistant-first chunks kept). Other files in a folder are skipped and listed in the report."),
     output: Path = typer.Option(..., "--output", "-o", help="Normalised conversations parquet. Malformed rows go "
                                 "to <stem>.rejected.parquet, filtered rows to <stem>.filtered.parquet."),
     report: Path = typer.Option(None, "--report", help="Where to write the counts JSON "
@@ -271,28 +272,74 @@ def validate(
         typer.echo(f"accepted as baseline: {baseline_path}")
 
 
+def _min_confidence(values: list[str]) -> dict[str, float]:
+    """``CAT=X`` options as {category: threshold} (validated with the params)."""
+    out = {}
+    for value in values:
+        cat, _, number = value.partition("=")
+        try:
+            out[cat.strip()] = float(number)
+        except ValueError:
+            raise ParamsError(f"--min-confidence {value!r}: expected CATEGORY=THRESHOLD, e.g. "
+                              "positive_feedback=0.8") from None
+    return out
+
+
+def _kto_params(p: Any, min_confidence: dict[str, float] | str | None) -> Any:
+    """``p`` with ``min_confidence`` replaced, validated like params.yaml (a misspelt category: did you mean)."""
+    from pydantic import ValidationError
+
+    from natfeed.params import BuildKtoParams
+    from natfeed.params.base import format_errors
+
+    try:
+        return BuildKtoParams.model_validate({**p.model_dump(), "min_confidence": min_confidence})
+    except ValidationError as err:
+        raise ParamsError(format_errors(BuildKtoParams, err, "option (build_kto params)")) from None
+
+
 @app.command("build-kto")
 def build_kto(
     input: Path = typer.Option(..., "--input", "-i", help="feedback.parquet (validated)."),
     output_dir: Path = typer.Option(..., "--output-dir", "-o", help="Folder for kto_train/kto_test/sft_train/"
                                     "sft_test parquet files."),
+    gold: Path = typer.Option(None, "--gold", help="Gold CSV with a `part` column (as data/raw/gold_labels.csv): "
+                              "choose each KTO category's confidence threshold on its parts not in "
+                              "extract_quality.tuned_parts, for build_kto.target_precision."),
+    min_confidence: list[str] = typer.Option(None, "--min-confidence", help="CATEGORY=THRESHOLD (repeatable): "
+                                             "drop that category's rows below this confidence instead."),
     params: Path = ParamsOpt,
 ) -> None:
-    """Build KTO (prompt, completion, label) and SFT data, balanced and split by conversation."""
+    """Build KTO (prompt, completion, label) and SFT data, balanced and split by conversation.
+
+    Confidence thresholds: --gold chooses them (as the DVC stage does), --min-confidence sets them by hand;
+    with neither, build_kto.min_confidence applies when params.yaml sets it by hand, and otherwise (auto, or
+    no params.yaml) there are no thresholds.
+    """
     from natfeed.core.io import write_json
     from natfeed.data.build_kto import build_kto as build
-    from natfeed.data.build_kto import write_frames
+    from natfeed.data.build_kto import resolve_min_confidence, write_frames
     from natfeed.data.validate import require_columns
 
-    p = _params(params).build_kto
+    if gold and min_confidence:
+        raise ParamsError("give --gold (thresholds chosen on it) or --min-confidence (by hand), not both")
+    cfg = _params(params)
+    p = cfg.build_kto
+    if min_confidence or gold:
+        p = _kto_params(p, _min_confidence(min_confidence) if min_confidence else "auto")
+    elif p.min_confidence == "auto":
+        p = _kto_params(p, {})
     feedback = _read_table(input, "--input")
     require_columns(feedback, "feedback", str(input))
-    frames, result = build(feedback, p)
+    thresholds, chosen = resolve_min_confidence(p, feedback, gold, cfg.extract_quality.tuned_parts)
+    frames, result = build(feedback, p, thresholds)
     write_frames(frames, output_dir)
-    write_json(output_dir / "build_kto.json", result)
+    write_json(output_dir / "build_kto.json", {**result, "thresholds": chosen})
     typer.echo(f"desirable {result['desirable']}, undesirable {result['undesirable']} "
                f"(weighted ratio {result['weighted_ratio']}); train {result['kto_train_rows']}, "
                f"test {result['kto_test_rows']} -> {output_dir}")
+    if thresholds:
+        typer.echo(f"min confidence {thresholds}: {result['confidence_dropped']} rows dropped")
 
 
 @app.command()

@@ -3,7 +3,9 @@
 Gold labels count turns as ``user_turn``: the 1-based index of a message among the *user* messages
 of a conversation (system messages do not count). Feedback rows use the paper's ``feedback_turn``:
 the 1-based index of the user→assistant exchange whose assistant reply received the feedback, so the
-feedback is user message ``feedback_turn + 1``.
+feedback is user message ``feedback_turn + 1``. A conversation may open with one assistant message (a chunk
+of a longer chat, as in ShareGPT): it is context, not an exchange; user turns still count from 1, and the
+first one is not judged (the request its reply answered is not in the log).
 """
 
 from __future__ import annotations

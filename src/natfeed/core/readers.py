@@ -1,10 +1,13 @@
-"""Streaming readers for conversation logs: JSONL, JSONL.gz, JSON lines and parquet.
+"""Streaming readers for conversation logs: JSONL, JSONL.gz, JSON arrays or JSON lines (``.json``,
+``.json.gz``) and parquet.
 
 An input is one file, a folder of shards or a glob. Extensions match in any case (``.JSONL``,
 ``.Parquet``); in a folder or glob, files natfeed cannot read (``.txt``, ``.csv``, ...) and natfeed's own
 side outputs (``*.rejected.parquet``, ``*.report.json``, ...) are skipped and listed with the reason, so a
 report can say what was left out. Records come out one at a time with their origin, so that a bad line
-can be quarantined with its location.
+can be quarantined with its location: ``line`` is the line of a JSONL row, the 1-based position of a row in
+a JSON array (:mod:`natfeed.core.json_array`: a cut or malformed tail becomes one error record), the row
+number in a parquet file.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from natfeed.core.errors import NatfeedError
+from natfeed.core.json_array import JsonLayoutError, iter_array, json_layout
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,16 @@ def is_parquet(path: Path) -> bool:
     return path.name.lower().endswith(".parquet")
 
 
+def is_json_array(path: Path) -> bool:
+    """Whether ``path`` is a ``.json``/``.json.gz`` file holding a JSON array (else JSON lines, or an error)."""
+    if not path.name.lower().endswith((".json", ".json.gz")):
+        return False
+    try:
+        return json_layout(path) == "array"
+    except JsonLayoutError as err:
+        raise InputError(str(err)) from None
+
+
 def _skip_reason(path: Path) -> str | None:
     name = path.name.lower()
     if name.startswith("."):
@@ -74,6 +88,7 @@ def scan_inputs(path: str | Path) -> InputScan:
         reason = _skip_reason(p)
         if reason is not None and not reason.startswith("hidden"):
             raise InputError(f"{p}: {reason}")
+        is_json_array(p)  # a .json file that holds neither rows nor an array of rows fails here
         return InputScan([p])
     if p.is_dir():
         found = sorted(f for f in p.rglob("*") if f.is_file() and not any(x.startswith(".") for x in
@@ -91,6 +106,8 @@ def scan_inputs(path: str | Path) -> InputScan:
             skipped.append({"file": str(f), "reason": reason})
     for s in skipped:
         log.info("skipping %s: %s", s["file"], s["reason"])
+    for f in files:
+        is_json_array(f)
     if not files:
         raise InputError(f"no {', '.join(SUFFIXES)} files at {path!s}" + (f" ({len(skipped)} other files skipped)"
                                                                         if skipped else ""))
@@ -135,6 +152,16 @@ def _iter_jsonl(path: Path) -> Iterator[RawRecord]:
             yield rec
 
 
+def _iter_json_array(path: Path) -> Iterator[RawRecord]:
+    try:
+        for index, obj, error, raw in iter_array(path):
+            yield RawRecord(str(path), index, obj=obj, error=error, raw=raw)
+    except JsonLayoutError as err:
+        raise InputError(f"{path}: {err}") from None
+    except (OSError, EOFError) as err:
+        raise InputError(f"{path}: cannot read ({err})") from None
+
+
 def _iter_parquet(path: Path, batch_size: int) -> Iterator[RawRecord]:
     try:
         pf = pq.ParquetFile(path, pre_buffer=False)  # pre-buffering keeps every row group read so far
@@ -151,7 +178,10 @@ def iter_files(files: list[Path], batch_size: int = 2000) -> Iterator[RawRecord]
     """Stream every record of ``files``, in order."""
     for f in files:
         log.info("reading %s", f)
-        yield from (_iter_parquet(f, batch_size) if is_parquet(f) else _iter_jsonl(f))
+        if is_parquet(f):
+            yield from _iter_parquet(f, batch_size)
+        else:
+            yield from (_iter_json_array(f) if is_json_array(f) else _iter_jsonl(f))
 
 
 def iter_records(path: str | Path, batch_size: int = 2000) -> Iterator[RawRecord]:

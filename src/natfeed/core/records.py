@@ -16,7 +16,9 @@ from natfeed.core.conversation import Conversation
 from natfeed.core.language import UNKNOWN, normalise_language
 from natfeed.core.readers import RawRecord
 
-_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
+                   "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
+"""ShareGPT's ``from`` values (V3 also names the assistant ``chatgpt``, ``bing`` or ``bard``)."""
 
 
 class Malformed(ValueError):
@@ -57,14 +59,19 @@ def _clean_message(i: int, msg: Any, sharegpt: bool) -> dict[str, str]:
 
 
 def check_roles(messages: list[dict[str, str]]) -> None:
-    """System messages only at the start; then user/assistant alternate, starting with the user."""
+    """System messages only at the start, then at most one assistant message (context: the reply to a request
+    that is not in the log, as in ShareGPT's chunks of long chats); then user/assistant alternate, starting
+    with the user."""
     body = messages
     while body and body[0]["role"] == "system":
         body = body[1:]
-    if not body:
+    if body and body[0]["role"] == "assistant":
+        body = body[1:]
+    if not any(m["role"] == "user" for m in body):
         raise Malformed("no_user_message", "no user message")
     if body[0]["role"] != "user":
-        raise Malformed("must_start_with_user", f"first non-system message is {body[0]['role']}")
+        raise Malformed("must_start_with_user", f"after the leading context, message "
+                        f"{len(messages) - len(body)} is {body[0]['role']}, expected user")
     for i, msg in enumerate(body):
         expected = "user" if i % 2 == 0 else "assistant"
         if msg["role"] != expected:

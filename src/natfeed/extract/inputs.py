@@ -18,7 +18,15 @@ import pyarrow.parquet as pq
 from natfeed.core.conversation import Conversation
 from natfeed.core.io import ParquetSink
 from natfeed.core.language import MIN_CONFIDENCE, MIN_LETTERS, UNKNOWN, detect_languages
-from natfeed.core.readers import InputScan, decode_line, is_parquet, iter_files, iter_lines, scan_inputs
+from natfeed.core.readers import (
+    InputScan,
+    decode_line,
+    is_json_array,
+    is_parquet,
+    iter_files,
+    iter_lines,
+    scan_inputs,
+)
 from natfeed.core.records import Malformed, normalise_record, rejected_row
 from natfeed.core.tables import CONVERSATION_SCHEMA
 
@@ -101,8 +109,8 @@ class ConversationReader:
     # -- raw lines decoded elsewhere (worker processes): the same accounting ---------------------------
     @property
     def line_based(self) -> bool:
-        """Raw logs in JSONL files (not parquet): their lines can be decoded by workers."""
-        return not any(is_parquet(f) for f in self.scan.files)
+        """Raw logs in JSONL files (not parquet, not JSON arrays): their lines can be decoded by workers."""
+        return not any(is_parquet(f) or is_json_array(f) for f in self.scan.files)
 
     def line_chunks(self, size: int) -> Iterator[list[tuple[str, int, bytes]]]:
         """The raw lines of every file, ``size`` at a time, undecoded: (source, line number, bytes)."""
