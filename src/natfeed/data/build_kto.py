@@ -7,8 +7,9 @@ negative categories (the paper's choice: both make_aware categories; add repeat_
 "all negative feedback" variant); the other categories are not used. The larger side is downsampled
 (stratified by category, seeded) so that ``desirable_weight * n_d / (undesirable_weight * n_u)`` lies in
 [ratio_min, ratio_max] (KTO's guidance); the split is by conversation, never one conversation on both
-sides. ``per_category`` in the report says, for every category, how many rows were used and why others
-were dropped.
+sides. Before all that, rows below their category's confidence threshold (``min_confidence``, chosen on the
+validation gold by :mod:`natfeed.data.thresholds` when ``auto``) are dropped. ``per_category`` in the report
+says, for every category, how many rows were used and why others were dropped.
 """
 
 from __future__ import annotations
@@ -16,12 +17,20 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from natfeed.core.io import atomic_path
+from natfeed.data.thresholds import (
+    MANUAL_HINT,
+    ThresholdError,
+    apply_thresholds,
+    choose_thresholds,
+    validation_gold,
+)
 from natfeed.params import BuildKtoParams
 
 
@@ -30,7 +39,7 @@ def _messages(value: Any) -> list[dict[str, str]]:
 
 
 def _candidates(feedback: pd.DataFrame, p: BuildKtoParams) -> pd.Series:
-    return feedback["category"].isin(["positive_feedback", *p.undesirable_categories])
+    return feedback["category"].isin(p.kto_categories())
 
 
 def _flagged(feedback: pd.DataFrame, p: BuildKtoParams) -> pd.Series:
@@ -71,20 +80,38 @@ def downsample(rows: pd.DataFrame, p: BuildKtoParams) -> pd.DataFrame:
     return pd.concat([des, und]).sort_index()
 
 
-def category_flow(feedback: pd.DataFrame, selected: pd.DataFrame, balanced: pd.DataFrame,
-                  p: BuildKtoParams) -> dict[str, dict[str, Any]]:
-    """Per category: feedback rows, its role (desirable / undesirable / unused), rows dropped for a flagged
-    conversation, rows dropped to meet the desirable:undesirable ratio, and rows kept."""
+def category_flow(feedback: pd.DataFrame, selected: pd.DataFrame, balanced: pd.DataFrame, p: BuildKtoParams,
+                  confidence_dropped: Mapping[str, int] | None = None) -> dict[str, dict[str, Any]]:
+    """Per category: feedback rows, its role (desirable / undesirable / unused), rows dropped below the
+    category's confidence threshold, for a flagged conversation, to meet the desirable:undesirable ratio, and
+    rows kept (a used category's rows = the three drops + kept)."""
     out = {}
     for cat in sorted(set(feedback["category"])):
         role = ("desirable" if cat == "positive_feedback" else "undesirable" if cat in p.undesirable_categories
                 else "unused")
         rows = int((feedback["category"] == cat).sum())
+        conf = int((confidence_dropped or {}).get(cat, 0))
         sel = int((selected["category"] == cat).sum())
         kept = int((balanced["category"] == cat).sum())
-        out[cat] = {"role": role, "feedback_rows": rows, "flagged_dropped": rows - sel if role != "unused" else 0,
+        out[cat] = {"role": role, "feedback_rows": rows, "confidence_dropped": conf,
+                    "flagged_dropped": rows - conf - sel if role != "unused" else 0,
                     "ratio_dropped": sel - kept, "kept": kept}
     return out
+
+
+def resolve_min_confidence(p: BuildKtoParams, feedback: pd.DataFrame, gold_path: str | Path | None = None,
+                           tuned_parts: Iterable[str] = ()) -> tuple[dict[str, float], dict[str, Any] | None]:
+    """The thresholds to apply ({category: min confidence}) and, for ``auto``, the table they were chosen from
+    (:func:`natfeed.data.thresholds.choose_thresholds` on the gold parts not in ``tuned_parts``).
+    ``auto`` without a usable gold file is a ThresholdError that says to set the thresholds by hand."""
+    if p.min_confidence != "auto":
+        return dict(p.min_confidence or {}), None
+    if gold_path is None:
+        raise ThresholdError(f"build_kto.min_confidence auto needs gold labels (paths.gold_labels; --gold on the CLI); "
+                             f"{MANUAL_HINT}")
+    gold, parts, validation = validation_gold(gold_path, tuned_parts, feedback)
+    table = choose_thresholds(feedback, gold, parts, validation, p.kto_categories(), p.target_precision)
+    return {c: t["threshold"] for c, t in table.items()}, {"validation_parts": validation, "per_category": table}
 
 
 def split_conversations(ids: pd.Series, test_size: float, seed: int) -> set[str]:
@@ -115,9 +142,17 @@ def to_sft(rows: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def build_kto(feedback: pd.DataFrame, p: BuildKtoParams) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """Build ``kto_train``, ``kto_test``, ``sft_train``, ``sft_test`` frames and a report."""
-    selected = select_rows(feedback, p)
+def build_kto(feedback: pd.DataFrame, p: BuildKtoParams,
+              thresholds: Mapping[str, float] | None = None) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Build ``kto_train``, ``kto_test``, ``sft_train``, ``sft_test`` frames and a report. ``thresholds``
+    ({category: min confidence}, from :func:`resolve_min_confidence`) are applied first; None = the params'
+    hand-set ``min_confidence`` (``auto`` must be resolved first)."""
+    if thresholds is None:
+        if p.min_confidence == "auto":
+            raise ThresholdError("build_kto.min_confidence is auto: resolve it first (resolve_min_confidence)")
+        thresholds = p.min_confidence or {}
+    kept, conf_dropped = apply_thresholds(feedback, thresholds)
+    selected = select_rows(kept, p)
     balanced = downsample(selected, p)
     test_ids = split_conversations(balanced["conversation_id"], p.test_size, p.seed)
     is_test = balanced["conversation_id"].isin(test_ids)
@@ -130,9 +165,10 @@ def build_kto(feedback: pd.DataFrame, p: BuildKtoParams) -> tuple[dict[str, pd.D
     for c in balanced["category"]:
         per_cat[c] += 1
     report = {
-        "per_category": category_flow(feedback, selected, balanced, p),
-        "feedback_rows": int(len(feedback)), "selected_rows": int(len(selected)),
-        "flagged_excluded": int((_candidates(feedback, p) & _flagged(feedback, p)).sum()),
+        "per_category": category_flow(feedback, selected, balanced, p, conf_dropped),
+        "feedback_rows": int(len(feedback)), "min_confidence": dict(sorted(thresholds.items())),
+        "confidence_dropped": sum(conf_dropped.values()), "selected_rows": int(len(selected)),
+        "flagged_excluded": int((_candidates(kept, p) & _flagged(kept, p)).sum()),
         "desirable": n_d, "undesirable": n_u,
         "weighted_ratio": round(p.desirable_weight * n_d / (p.undesirable_weight * n_u), 4) if n_u else None,
         "rows_per_category": dict(sorted(per_cat.items())),

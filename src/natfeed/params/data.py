@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from natfeed.core.categories import CATEGORIES
-from natfeed.params.base import Section
+from natfeed.params.base import Section, did_you_mean
 
 Bounds = tuple[float, float]
 NegativeCategory = Literal["repeat_or_rephrase", "make_aware_with_correction", "make_aware_without_correction",
@@ -104,13 +104,47 @@ class BuildKtoParams(Section):
     ratio_max: float = Field(4 / 3, gt=0, description="Upper bound of wd*n_d/(wu*n_u) (KTO guidance: 4/3)")
     test_size: float = Field(0.2, gt=0, lt=1, description="Share of conversations in the test split")
     seed: int = Field(42, description="Seed for downsampling and the split")
+    # extractor confidence
+    min_confidence: Literal["auto"] | dict[str, float] | None = Field(
+        "auto", description="Rows of a category whose extractor confidence is below its threshold are dropped "
+        "first. auto = per KTO category, the lowest confidence whose precision on the validation gold parts "
+        "(paths.gold_labels, parts not in extract_quality.tuned_parts) reaches target_precision; or "
+        "{category: threshold in [0, 1]} by hand; {} or null = no thresholds")
+    target_precision: float = Field(0.8, gt=0, le=1, description="min_confidence auto: the precision each KTO "
+                                    "category should reach on the validation gold")
 
+    def kto_categories(self) -> list[str]:
+        """The categories KTO uses: positive_feedback (desirable), then the undesirable ones."""
+        return ["positive_feedback", *self.undesirable_categories]
 
     @model_validator(mode="after")
     def _ratio_order(self) -> BuildKtoParams:
         if self.ratio_min > self.ratio_max:
             raise ValueError(f"ratio_min {self.ratio_min} > ratio_max {self.ratio_max}")
         return self
+
+    @field_validator("min_confidence", mode="before")
+    @classmethod
+    def _auto_or_mapping(cls, value: object) -> object:
+        if value is not None and not isinstance(value, dict) and value != "auto":
+            raise ValueError(f"{value!r} is neither auto, a {{category: threshold}} mapping nor {{}} (no thresholds)")
+        return value
+
+    @field_validator("min_confidence")
+    @classmethod
+    def _known_categories(cls, value: dict[str, float] | str | None, info: ValidationInfo) -> object:
+        if not isinstance(value, dict):
+            return value
+        used = ["positive_feedback", *info.data.get("undesirable_categories", [])]
+        for cat, threshold in value.items():
+            if cat not in CATEGORIES:
+                raise ValueError(f"unknown category {cat!r}{did_you_mean(cat, list(CATEGORIES))}")
+            if cat not in used:
+                raise ValueError(f"{cat!r} is not used by KTO (positive_feedback and undesirable_categories "
+                                 f"{used[1:]}): remove it")
+            if not 0 <= threshold <= 1:
+                raise ValueError(f"{cat}: {threshold} is not in [0, 1]")
+        return value
 
 
 class ExtractQualityParams(Section):

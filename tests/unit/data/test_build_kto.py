@@ -72,7 +72,7 @@ def test_split_is_by_conversation_and_never_empty(ids, test_size, seed):
 
 def test_build_kto_frames_are_trl_shaped_and_disjoint():
     fb = feedback_frame(_spec(40, 30, 30))
-    frames, report = build_kto(fb, BuildKtoParams(test_size=0.25))
+    frames, report = build_kto(fb, BuildKtoParams(test_size=0.25, min_confidence={}))
     train, test = frames["kto_train"], frames["kto_test"]
     assert set(train["conversation_id"]).isdisjoint(set(test["conversation_id"]))
     row = train.iloc[0]
