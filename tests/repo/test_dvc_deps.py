@@ -14,6 +14,9 @@ import yaml
 from tests.repo.imports import REPO, closure, module_file
 
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+STUDY = yaml.safe_load((REPO / "study/dvc.yaml").read_text(encoding="utf-8"))["stages"]
+ALL = {**DVC, **{f"study/{name}": stage for name, stage in STUDY.items()}}
+"""The pipeline's stages and the study's (study/dvc.yaml, run from the repository root: ``wdir: ..``)."""
 
 
 def _deps(stage: dict) -> list[str]:
@@ -22,7 +25,7 @@ def _deps(stage: dict) -> list[str]:
 
 def _script(stage: dict) -> Path:
     cmd = stage["cmd"].split()
-    assert cmd[0] == "python" and cmd[1].startswith("stages/"), stage["cmd"]
+    assert cmd[0] == "python" and cmd[1].startswith(("stages/", "study/stages/")), stage["cmd"]
     return REPO / cmd[1]
 
 
@@ -38,19 +41,19 @@ def uncovered(stage: dict) -> list[str]:
     return sorted(f.relative_to(REPO).as_posix() for f in files if f is not None and not _covered(f, deps))
 
 
-@pytest.mark.parametrize("name", sorted(DVC))
+@pytest.mark.parametrize("name", sorted(ALL))
 def test_deps_cover_the_import_closure(name):
-    stage = DVC[name]
+    stage = ALL[name]
     assert _script(stage).relative_to(REPO).as_posix() in _deps(stage), "a stage's own script is one of its deps"
     assert uncovered(stage) == [], f"stage {name}: add these (or their subpackage) to its deps in dvc.yaml"
 
 
-@pytest.mark.parametrize("name", sorted(DVC))
+@pytest.mark.parametrize("name", sorted(ALL))
 def test_no_stale_or_whole_package_code_deps(name):
-    deps = _deps(DVC[name])
+    deps = _deps(ALL[name])
     code = [d for d in deps if d.startswith("src")]
     assert not {"src", "src/natfeed", "src/natfeed/"} & set(code), "never the whole package: any edit reruns all"
-    reached = {module_file(m) for m in closure(_script(DVC[name]))}
+    reached = {module_file(m) for m in closure(_script(ALL[name]))}
     for dep in code:
         assert any(f is not None and _covered(f, [dep]) for f in reached), f"{name}: {dep} is not imported"
 
@@ -62,9 +65,9 @@ def test_deleting_a_dep_line_is_caught():
     assert "src/natfeed/core/language.py" in uncovered(stage)
 
 
-@pytest.mark.parametrize("name", sorted(DVC))
+@pytest.mark.parametrize("name", sorted(ALL))
 def test_outputs_come_from_params(name):
-    stage = DVC[name]
+    stage = ALL[name]
     for kind in ("outs", "metrics", "plots"):
         for out in stage.get(kind, []):
             path = out if isinstance(out, str) else next(iter(out))

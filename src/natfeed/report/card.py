@@ -103,6 +103,24 @@ def _quality_lines(quality: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
+def study_lines(study: Mapping[str, Any] | None) -> list[str]:
+    """The prevalence per corpus of the study (docs/STUDY.md), when it has run; else nothing."""
+    if not study or not study.get("corpora"):
+        return []
+    lines = ["", "## Prevalence per corpus (the study)", "",
+             f"The same extractor (`{study.get('extractor', '-')}`) on every conversation of each corpus, from "
+             "`reports/study.json` (`make study`; details, intervals and limits in `docs/STUDY.md`). The paper "
+             "found explicit feedback in about 30% of the chats it annotated by hand.", "",
+             "| corpus | conversations | judged turns | with feedback | 95% CI |", "|---|---|---|---|---|"]
+    for name, c in study["corpora"].items():
+        wf = c["with_feedback"]
+        ci = wf.get("ci") or [None, None]
+        interval = "-" if ci[0] is None else f"{100 * ci[0]:.1f}–{100 * ci[1]:.1f}%"
+        share = "-" if wf.get("share") is None else f"{100 * wf['share']:.1f}%"
+        lines.append(f"| {name} | {fmt(c['conversations'])} | {fmt(c['judged_turns'])} | {share} | {interval} |")
+    return lines
+
+
 def render(params: DatasetCardParams, conversations: pd.DataFrame, feedback: pd.DataFrame,
            reports: Mapping[str, Any], card_path: str | Path, files: Mapping[str, Mapping[str, str]],
            figures: Mapping[str, str], undesirable: list[str]) -> str:
@@ -143,6 +161,7 @@ def render(params: DatasetCardParams, conversations: pd.DataFrame, feedback: pd.
               f"the larger side is downsampled to KTO's ratio guidance: {fmt(kto.get('desirable'))} desirable and "
               f"{fmt(kto.get('undesirable'))} undesirable examples.", "", "## Quality on real labelled data", ""]
     lines += _quality_lines(reports.get("extract_quality"))
+    lines += study_lines(reports.get("study"))
     lines += ["", "## Figures", ""]
     for name in FIGURES:
         if name in figures:
@@ -172,7 +191,7 @@ def write_card(params: DatasetCardParams, paths: Any, undesirable: list[str]) ->
     feedback = pd.read_parquet(paths.feedback, columns=["conversation_id", "feedback_turn", "category",
                                                         "language", "model"])
     reports = {}
-    for name in ("extract", "build_kto", "extract_quality"):
+    for name in ("extract", "build_kto", "extract_quality", "study"):  # study: make study's, when it has run
         path = Path(paths.reports_dir) / f"{name}.json"
         reports[name] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
     figures = write_figures(conversations, feedback, paths.figures_dir)
