@@ -149,3 +149,19 @@ def test_a_leading_assistant_reply_changes_no_judged_turn_of_a_user_first_conver
     key = [(t.user_turn, t.user_text, t.prev_reply, t.earlier_user) for t in judged_turns(plain)]
     assert key == [(t.user_turn, t.user_text, t.prev_reply, t.earlier_user) for t in judged_turns(chunk)]
     assert [t.user_turn for t in judged_turns(plain)] == [2, 3, 4]
+
+
+@pytest.mark.parametrize(("text", "found"), [('{\n "data": []\n}', "an object"), ("3.5", "a number")])
+def test_ingest_and_extract_of_a_json_file_that_is_not_rows_exit_2_writing_nothing(tmp_path, monkeypatch, text,
+                                                                                      found):
+    from typer.testing import CliRunner
+
+    from natfeed.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path / "logs.json", text)
+    for cmd in ("ingest", "extract"):
+        res = CliRunner().invoke(app, [cmd, "-i", "logs.json", "-o", "out/x.parquet"])
+        assert res.exit_code == 2, res.output
+        assert found in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
