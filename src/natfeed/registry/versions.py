@@ -15,13 +15,14 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.3g}"
 
 
-def version_row(mv: Any) -> dict[str, Any]:
-    """One version as plain data (``--json``) from its MLflow ModelVersion."""
+def version_row(mv: Any, aliases: list[str] | None = None) -> dict[str, Any]:
+    """One version as plain data (``--json``) from its MLflow ModelVersion; ``aliases`` from the registered model
+    (MLflow's version search returns versions without their aliases)."""
     tags = dict(mv.tags or {})
     decision = json.loads(tags["natfeed.decision"]) if tags.get("natfeed.decision") else {}
     primary = json.loads(tags["natfeed.primary_metric"]) if tags.get("natfeed.primary_metric") else None
     created = datetime.fromtimestamp(int(mv.creation_timestamp) / 1000, UTC).isoformat(timespec="seconds")
-    return {"version": int(mv.version), "aliases": sorted(mv.aliases or []),
+    return {"version": int(mv.version), "aliases": sorted(set(mv.aliases or []) | set(aliases or [])),
             "decision": decision.get("action"), "decision_reason": decision.get("reason") or None,
             "gate_failures": decision.get("failures") or [], "primary_metric": primary, "created": created,
             "git_commit": tags.get("natfeed.git_commit"), "git_dirty": tags.get("natfeed.git_dirty") == "true",
@@ -35,12 +36,15 @@ def list_versions(name: str, client: Any = None) -> list[dict[str, Any]]:
 
     client = client or mlflow.MlflowClient()
     try:
-        client.get_registered_model(name)
+        model = client.get_registered_model(name)
     except MlflowException:
         raise RegistryError(f"no registered model {name!r} in this store: run the pipeline (dvc repro) to "
                             "register one, or check register.model_name") from None
+    by_version: dict[int, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():  # the registry's truth: {alias: version}
+        by_version.setdefault(int(version), []).append(alias)
     versions = client.search_model_versions(f"name = '{name}'")
-    return sorted((version_row(mv) for mv in versions), key=lambda r: -r["version"])
+    return sorted((version_row(mv, by_version.get(int(mv.version))) for mv in versions), key=lambda r: -r["version"])
 
 
 def _primary(row: dict[str, Any]) -> str:

@@ -360,3 +360,17 @@ def test_reference_and_adapter_modes_load_and_answer(store: Path) -> None:
     local = Path(mlflow.artifacts.download_artifacts("models:/m-merged@champion"))
     assert list(local.rglob("model.safetensors")) and not list(local.rglob("adapter_model.safetensors"))
     _answer("models:/m-merged@champion")
+
+
+def test_models_listing_shows_the_aliases_the_registry_holds(store: Path) -> None:
+    """MLflow 3's version search returns versions without aliases: the listing must read them from the model."""
+    from natfeed.registry.versions import list_versions, table
+
+    for value in (0.5, 0.6):
+        run_stage(store, "m-list", value)
+    rows = {r["version"]: r["aliases"] for r in list_versions("m-list")}
+    assert rows == {2: ["challenger", "champion"], 1: []}
+    rollback("m-list", GATE, reason="v2 misbehaves")
+    rows = {r["version"]: r["aliases"] for r in list_versions("m-list")}
+    assert rows == {2: ["challenger"], 1: ["champion"]}
+    assert [line.split()[1] for line in table(list_versions("m-list")).splitlines()[1:]] == ["challenger", "champion"]
