@@ -136,7 +136,45 @@ def check_keys(values: Mapping[str, Any], cls: type, section: str) -> None:
                           "itself; leave report_to at 'none' (or name another integration)")
 
 
+def _expected(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def check_values(values: Mapping[str, Any], cls: type, section: str) -> None:
+    """Raise ParamsError naming every value of ``values`` that does not fit the type of its ``cls`` field
+    (``train.kto.learning_rate: expected float, got '1e-4x'``). Numbers written as strings (``5e-07``, as
+    ``dvc exp run -S`` writes them) fit a number field; a field whose type pydantic cannot check is skipped."""
+    import typing
+
+    from pydantic import TypeAdapter, ValidationError
+    from pydantic.errors import PydanticSchemaGenerationError
+
+    hints = typing.get_type_hints(cls)
+    bad = []
+    for key, value in values.items():
+        if key not in hints:
+            continue
+        try:
+            TypeAdapter(hints[key]).validate_python(value)
+        except PydanticSchemaGenerationError:
+            continue
+        except ValidationError:
+            bad.append(f"{section}.{key}: expected {_expected(hints[key])}, got {value!r}")
+    if bad:
+        raise ParamsError("\n".join(bad))
+
+
 def check_train_params(params: TrainParams) -> None:
-    """``train.sft`` and ``train.kto`` name only fields of TRL's SFTConfig / KTOConfig (ParamsError if not)."""
+    """``train.sft`` and ``train.kto`` name only fields of TRL's SFTConfig / KTOConfig, with values of the
+    fields' types (ParamsError naming the dotted key if not), so check_params stops a bad value before SFT
+    runs."""
+    errors = []
     for kind in ("sft", "kto"):
-        check_keys(getattr(params, kind), trl_config_class(kind), f"train.{kind}")
+        cls = trl_config_class(kind)
+        check_keys(getattr(params, kind), cls, f"train.{kind}")
+        try:
+            check_values(getattr(params, kind), cls, f"train.{kind}")
+        except ParamsError as err:
+            errors.append(str(err))
+    if errors:
+        raise ParamsError("invalid params.yaml:\n" + "\n".join(f"  {line}" for e in errors for line in e.splitlines()))

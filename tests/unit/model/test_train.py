@@ -71,6 +71,20 @@ def test_a_typo_in_sft_or_kto_fails_naming_the_key(kind, typo, hint, tmp_path):
         trainer_config(kind, params, tmp_path)
 
 
+def test_a_value_of_the_wrong_type_fails_in_check_params_naming_the_key():
+    """train.kto.learning_rate: 1e-4x used to pass check_params, run SFT to the end and die in KTO with a
+    TypeError naming no key (issue 20 item 5)."""
+    from natfeed.params.model import check_train_params
+
+    params = TrainParams(kto={"learning_rate": "1e-4x", "beta": 0.1}, sft={"max_steps": 2.5, "learning_rate": "5e-07"})
+    with pytest.raises(ParamsError) as err:
+        check_train_params(params)
+    assert "train.kto.learning_rate: expected float, got '1e-4x'" in str(err.value)
+    assert "train.sft.max_steps: expected int, got 2.5" in str(err.value)
+    assert "learning_rate: expected float, got '5e-07'" not in str(err.value)  # dvc exp run -S writes numbers so
+    check_train_params(TrainParams(kto={"lr_scheduler_type": "cosine", "max_steps": "8", "report_to": "none"}))
+
+
 def test_a_typo_fails_before_any_model_is_loaded(tmp_path):
     params = TrainParams(base_model=str(tmp_path / "missing"), kto={"max_lenght": 10})
     with pytest.raises(ParamsError, match="max_lenght"):
