@@ -37,3 +37,18 @@ def _line(value: object) -> bytes:
 LINE = (st.binary(max_size=60).map(lambda b: b.replace(b"\n", b" ")) | JSON_VALUE.map(_line)
         | conversation_shape().map(_line))
 LINES = st.lists(LINE, max_size=12)
+
+
+def is_conversation(line: bytes) -> bool:
+    """Whether one raw line normalises to a conversation (else ingest/extract reject it)."""
+    from natfeed.core.readers import decode_line
+    from natfeed.core.records import Malformed, normalise_record
+
+    rec = decode_line("x", 1, line)
+    if rec is None:
+        return False
+    try:
+        normalise_record(rec)
+    except Malformed:
+        return False
+    return True

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from natfeed.core.conversation import Conversation
 from natfeed.core.language import UNKNOWN, normalise_language
-from natfeed.core.readers import RawRecord
+from natfeed.core.readers import InputError, RawRecord
 
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
                    "chatgpt": "assistant", "bing": "assistant", "bard": "assistant"}
@@ -138,3 +139,21 @@ def rejected_row(rec: RawRecord, reason: str, detail: str) -> dict[str, Any]:
     cid = rec.obj.get("conversation_id") if isinstance(rec.obj, dict) else None
     return {"source_file": rec.source_file, "line": rec.line, "conversation_id": None if cid is None else str(cid),
             "reason": reason, "detail": detail, "raw": raw}
+
+
+_HINTS = {
+    "invalid_json": "is this JSONL (one JSON object per line), a JSON array or parquet?",
+    "invalid_utf8": "is this a text file in UTF-8?",
+    "not_an_object": "each row must be a JSON object (one conversation)",
+    "missing_messages": "natfeed reads rows with a `conversation` (LMSYS, WildChat), `messages` (OpenAI) or "
+                        "`conversations` (ShareGPT) list",
+}
+
+
+def none_kept_error(reasons: Mapping[str, int], rows: int, source: str) -> InputError:
+    """The error when every row of ``source`` was rejected: the top reasons and what to check (nothing is
+    written: such an input is almost always the wrong file or format)."""
+    top = sorted(reasons.items(), key=lambda kv: -kv[1])[:3]
+    hint = _HINTS.get(top[0][0], "see the reasons in natfeed's rejected-row table (README)") if top else ""
+    listed = ", ".join(f"{reason} {n}" for reason, n in top)
+    return InputError(f"{source}: none of the {rows} rows is a conversation: {listed} — {hint}; nothing was written")

@@ -21,7 +21,7 @@ from natfeed.core.conversation import Conversation
 from natfeed.core.io import ParquetSink, sibling
 from natfeed.core.language import UNKNOWN, detect_language, normalise_language
 from natfeed.core.readers import RawRecord, iter_files, scan_inputs
-from natfeed.core.records import Malformed, normalise_record, rejected_row
+from natfeed.core.records import Malformed, none_kept_error, normalise_record, rejected_row
 from natfeed.core.tables import CONVERSATION_SCHEMA, FILTERED_SCHEMA, REJECTED_SCHEMA
 from natfeed.params import IngestParams
 
@@ -93,8 +93,10 @@ class Ingestor:
         return Conversation(**{**conv.__dict__, "language": language})
 
 
-def ingest_records(records: Iterable[RawRecord], output: str | Path, params: IngestParams) -> dict[str, Any]:
-    """Normalise and filter ``records`` into ``output`` and its .rejected/.filtered siblings."""
+def ingest_records(records: Iterable[RawRecord], output: str | Path, params: IngestParams,
+                   source: str = "the input") -> dict[str, Any]:
+    """Normalise and filter ``records`` into ``output`` and its .rejected/.filtered siblings. When every row is
+    rejected, nothing is written and :class:`~natfeed.core.readers.InputError` names the top reasons."""
     ing = Ingestor(params)
     c = ing.counts
     start = time.perf_counter()
@@ -119,6 +121,8 @@ def ingest_records(records: Iterable[RawRecord], output: str | Path, params: Ing
             c.rows_kept += 1
             c.languages[conv.language] += 1
             kept.add(conv.to_row())
+        if c.rows_read and sum(c.rejected.values()) == c.rows_read:  # leaving by the error discards every output
+            raise none_kept_error(c.rejected, c.rows_read, source)
     report = c.as_report()
     report["seconds"] = round(time.perf_counter() - start, 3)
     log.info("ingest: read %d, kept %d, rejected %d, filtered %d", c.rows_read, c.rows_kept,
@@ -132,7 +136,7 @@ def run_ingest(input_path: str | Path, output: str | Path, params: IngestParams)
     Raises :class:`natfeed.core.readers.InputError` before anything is written when the input names
     nothing readable; an input without rows gives empty (schema-valid) outputs and a warning."""
     scan = scan_inputs(input_path)
-    report = ingest_records(iter_files(scan.files, params.batch_size), output, params)
+    report = ingest_records(iter_files(scan.files, params.batch_size), output, params, str(input_path))
     report.update({"input": str(input_path), "output": str(output), "files_read": len(scan.files),
                    "skipped_files": scan.skipped, "empty_input": report["rows_read"] == 0})
     if report["empty_input"]:

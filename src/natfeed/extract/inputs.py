@@ -8,6 +8,7 @@ conversation id seen before, first kept), so ``rows_read = rows_kept + rows_reje
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from natfeed.core.readers import (
     iter_lines,
     scan_inputs,
 )
-from natfeed.core.records import Malformed, normalise_record, rejected_row
+from natfeed.core.records import Malformed, none_kept_error, normalise_record, rejected_row
 from natfeed.core.tables import CONVERSATION_SCHEMA
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class ConversationReader:
     rows_kept: int = 0
     rows_rejected: int = 0
     rows_duplicate: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
     _seen: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
@@ -76,8 +78,14 @@ class ConversationReader:
         """The row accounting for the extract report."""
         return {"rows_read": self.rows_read, "rows_kept": self.rows_kept, "rows_rejected": self.rows_rejected,
                 "rows_filtered": self.rows_duplicate, "rows_duplicate": self.rows_duplicate,
+                "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
                 "files_read": len(self.scan.files), "skipped_files": self.scan.skipped,
                 "empty_input": self.rows_read == 0}
+
+    def check_any_kept(self) -> None:
+        """Raise InputError (naming the top reasons) when rows were read and every one was rejected."""
+        if self.rows_read and self.rows_rejected == self.rows_read:
+            raise none_kept_error(self.rejected_by_reason, self.rows_read, str(self.path))
 
     def _keep(self, conv: Conversation) -> bool:
         if conv.conversation_id in self._seen:
@@ -103,6 +111,7 @@ class ConversationReader:
                 yield normalise_record(rec)
             except Malformed as err:
                 self.rows_rejected += 1
+                self.rejected_by_reason[err.reason] += 1
                 if self.rejected is not None:
                     self.rejected.add(rejected_row(rec, err.reason, err.detail))
 
@@ -132,6 +141,7 @@ class ConversationReader:
         self.rows_read += 1
         if isinstance(item, dict):
             self.rows_rejected += 1
+            self.rejected_by_reason[str(item.get("reason"))] += 1
             if self.rejected is not None:
                 self.rejected.add(item)
             return False

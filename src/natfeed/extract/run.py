@@ -198,6 +198,7 @@ def extract_file(
             user_turns += n_turns
             bar.update(n_conv)
         bar.close()
+        reader.check_any_kept()  # inside the sinks: an input of nothing but rejected rows writes nothing
     seconds = time.perf_counter() - start
     report = _report(reader, output, identity, user_turns, per_category, seconds, reader.rows_kept, {})
     write_json(sibling(output, "report.json"), report)

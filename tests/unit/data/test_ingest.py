@@ -167,3 +167,24 @@ def test_normalise_never_crashes_on_arbitrary_json(obj):
         assert err.reason
     else:
         assert c.user_turns >= 1
+
+
+def test_an_input_of_nothing_but_rejected_rows_exits_2_naming_the_reasons_and_writes_nothing(tmp_path, monkeypatch):
+    """A CSV renamed .jsonl used to give kept 0, rejected 125, exit 0 and no warning (issue 20)."""
+    from typer.testing import CliRunner
+
+    from natfeed.cli import app
+
+    monkeypatch.chdir(tmp_path)  # no params.yaml: the built-in defaults
+    csv = tmp_path / "logs.jsonl"
+    csv.write_text("conversation_id,text\n" + "".join(f"c{i},hello there\n" for i in range(125)))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "conv.parquet").write_bytes(b"earlier output")
+    for cmd, target in (("ingest", "conv.parquet"), ("extract", "fb.parquet")):
+        res = CliRunner().invoke(app, [cmd, "-i", str(csv), "-o", str(out / target)])
+        assert res.exit_code == 2, res.output
+        assert "none of the 126 rows is a conversation: invalid_json 126" in res.output
+        assert "is this JSONL" in res.output and "Traceback" not in res.output
+    assert sorted(p.name for p in out.iterdir()) == ["conv.parquet"]
+    assert (out / "conv.parquet").read_bytes() == b"earlier output"
