@@ -159,7 +159,8 @@ def _compare_champion(cand: VersionInfo, champion: VersionInfo, tolerance: float
         return [f"{pm.name} is NaN"]
     if pm.ci_high is not None:
         worse = pm.value < theirs and pm.ci_high < theirs
-        why = f"its 95% CI [{pm.ci_low}, {pm.ci_high:.4g}] lies below"
+        low = "?" if pm.ci_low is None else f"{pm.ci_low:.4g}"
+        why = f"its 95% CI [{low}, {pm.ci_high:.4g}] lies below"
     else:
         worse = pm.value < theirs - tolerance
         why = f"more than the tolerance {tolerance:g} below"
@@ -293,8 +294,8 @@ def gate_only(name: str, version: str | int, gate: GateParams, why: str, *, sour
     champ = read_version(client, name, before) if before and before != cand.version else None
     result = check_gate(cand, champ, gate)
     verdict = "would pass the gate" if result.passed else "would not pass the gate"
-    reason = (f"{why}: champion stays {f'v{before}' if before else 'unset'} ({verdict}); promote it with "
-              f"`natfeed promote --version {cand.version}`")
+    command = f"natfeed promote --version {cand.version}" + ("" if result.passed else ' --force --reason "..."')
+    reason = f"{why}: champion stays {f'v{before}' if before else 'unset'} ({verdict}); promote it with `{command}`"
     decision = Decision("experiment", cand.version, before, before, result.passed, result.failures, result.compared,
                         reason, source)
     _record(client, name, decision)

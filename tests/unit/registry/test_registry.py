@@ -244,7 +244,10 @@ def test_an_experiment_never_moves_champion_even_when_the_gate_passes(store: Pat
     tag = decision_tag("m-exp", 2)
     assert tag["action"] == "experiment" and tag["passed"] is True
     assert "experiment 'seed 3': champion stays v1 (would pass the gate)" in tag["reason"]
-    assert "natfeed promote --version 2" in tag["reason"]
+    assert tag["reason"].endswith("`natfeed promote --version 2`")  # the gate passes: a plain promote works
+    monkeypatch.setenv("DVC_EXP_NAME", "worse")
+    run_stage(store, "m-exp", 0.9, passed=False)  # validation failed: only a forced promote would take it
+    assert "`natfeed promote --version 3 --force --reason \"...\"`" in decision_tag("m-exp", 3)["reason"]
     assert client().get_model_version("m-exp", "2").tags["natfeed.experiment"] == "seed 3"
     assert str(client().get_model_version_by_alias("m-exp", CHAMPION).version) == "1"
     assert str(client().get_model_version_by_alias("m-exp", "challenger").version) == "1"
