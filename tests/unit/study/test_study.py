@@ -163,3 +163,17 @@ def test_card_shows_the_study_prevalence_when_it_has_run():
         "conversations": 17000, "judged_turns": 40000, "with_feedback": {"share": 0.25, "ci": [0.24, 0.26]}}}}))
     text = "\n".join(study_lines(study))
     assert "| sharegpt | 17,000 | 40,000 | 25.0% | 24.0–26.0% |" in text
+
+
+def test_kept_by_trl_drops_the_examples_whose_prompt_fills_max_length():
+    """The count natfeed reports beside TRL's own drop (TRL 1.16: a prompt alone >= max_length tokens)."""
+    from natfeed.study.trained import kept_by_trl
+    from tests.support.tiny_lm import word_tokenizer
+
+    tok = word_tokenizer()
+    short = [{"role": "user", "content": "hello"}]  # <s> <|user|> hello <|end|> <|assistant|> = 5 tokens
+    long = [{"role": "user", "content": " ".join(["cat"] * 20)}]
+    frame = pd.DataFrame({"prompt": [short, long, short]})
+    assert kept_by_trl(frame, tok, None, max_length=6) == 2
+    assert kept_by_trl(frame, tok, None, max_length=5) == 0
+    assert kept_by_trl(frame, tok, None, max_length=100) == 3
