@@ -383,7 +383,7 @@ def _report_decision(name: str, decide: Callable[[], Any]) -> None:
                    f"{_v(decision.champion_before)}; --force --reason TEXT overrides", err=True)
         raise typer.Exit(EXIT_CHECK_FAILED)
     typer.echo(f"{decision.action}: {name}@champion {_v(decision.champion_before)} -> "
-               f"v{decision.champion_after} (by {decision.by}; recorded in the tag natfeed.decision)")
+               f"v{decision.champion_after} (by {decision.by}; `natfeed models --history` lists every decision)")
 
 
 ForceOpt = typer.Option(False, "--force", help="Apply even when the gate fails (needs --reason).")
@@ -418,13 +418,25 @@ def rollback(force: bool = ForceOpt, reason: str = ReasonOpt, params: Path = Pro
 
 @app.command()
 def models(
-    as_json: bool = typer.Option(False, "--json", help="JSON (one object per version) for scripts."),
+    as_json: bool = typer.Option(False, "--json", help="JSON (one object per version, or per decision with "
+                                 "--history) for scripts."),
+    show_history: bool = typer.Option(False, "--history", help="Every decision in order, oldest first: when, who, "
+                                      "action, version, champion before -> after, the metric with its CI, reasons."),
     params: Path = ProjectParamsOpt,
 ) -> None:
-    """List register.model_name's versions: aliases, gate decision, primary metric with CI, lineage."""
-    from natfeed.registry.versions import list_versions, table
+    """List register.model_name's versions: aliases, gate decision, primary metric with CI, lineage.
+
+    Decisions are append-only: the gate's decision at registration stays; promote, rollback and force add
+    entries, which --history lists.
+    """
+    from natfeed.registry.versions import history_rows, history_table, list_versions, table
 
     reg = _registry(params)
+    if show_history:
+        events = history_rows(reg.model_name)
+        typer.echo(json.dumps(events, indent=2) if as_json else
+                   f"{reg.model_name}: {len(events)} decision(s), oldest first\n{history_table(events)}")
+        return
     rows = list_versions(reg.model_name)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))

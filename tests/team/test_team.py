@@ -56,13 +56,15 @@ def make_project(root: Path, model_name: str, accuracy: float = 0.8) -> Path:
     root.mkdir(parents=True)
     (root / "params.yaml").write_text(
         f"register:\n  model_name: {model_name}\n  max_new_tokens: 4\n  gate:\n    thresholds: "
-        "{kto_reward_accuracy: 0.3}\ntracking:\n  experiment: natfeed-team-test\n")
+        "{kto_reward_accuracy: 0.3}\ntracking:\n  experiment: natfeed-team-test\n"
+        f"# project {root.name}\n")  # its own params: not identical to another project's model
     tiny_model(root / "models" / "policy")
     reports = root / "reports"
     reports.mkdir()
-    primary = {"name": "kto_reward_accuracy", "value": accuracy, "ci_low": accuracy - 0.2, "ci_high": accuracy + 0.1}
+    primary = {"name": "kto_reward_accuracy", "value": accuracy, "ci_low": accuracy - 0.2, "ci_high": accuracy + 0.1,
+               "n": 50}
     (reports / "evaluate.json").write_text(json.dumps({"metrics": {"kto_reward_accuracy": accuracy},
-                                                       "primary_metric": primary}))
+                                                       "primary_metric": primary, "test_examples": 50}))
     (reports / "validate.json").write_text(json.dumps({"passed": True}))
     (reports / "extract.json").write_text(json.dumps({"extractor": "heuristic-1.0.0", "rows": 3}))
     kto = root / "data" / "processed" / "kto"
@@ -83,7 +85,11 @@ def test_register_promote_rollback_and_load_through_the_server(team, tmp_path):
 
     name = f"team-model-{uuid.uuid4().hex[:6]}"  # the server's database outlives one test session
     project = make_project(tmp_path / "p", name)
-    first, second = register(project, team), register(project, team)
+    first = register(project, team)
+    assert register(project, team)["registered"] is False  # identical weights, data, params: no new version
+    with (project / "params.yaml").open("a") as f:
+        f.write("# retrained\n")  # another training run
+    second = register(project, team)
     assert (first["version"], second["version"]) == (1, 2) and second["champion_version"] == 2
     assert "mlflow-artifacts:" in json.dumps(first) or first["model_uri"].startswith("models:/")
     natfeed = str(BIN / "natfeed")
@@ -93,6 +99,9 @@ def test_register_promote_rollback_and_load_through_the_server(team, tmp_path):
     assert client.get_model_version_by_alias(name, "champion").version == "1"
     listed = json.loads(run([natfeed, "models", "--json"], project, team).stdout)
     assert sorted(int(row["version"]) for row in listed) == [1, 2]
+    assert {int(r["version"]): r["aliases"] for r in listed} == {1: ["champion"], 2: ["challenger"]}
+    events = json.loads(run([natfeed, "models", "--history", "--json"], project, team).stdout)
+    assert [(e["action"], e["version"]) for e in events] == [("promote", "1"), ("promote", "2"), ("rollback", "1")]
     run([natfeed, "promote", "--version", "2"], project, team)
     assert client.get_model_version_by_alias(name, "champion").version == "2"
     model = mlflow.pyfunc.load_model(f"models:/{name}@champion")  # the weights come through the proxy

@@ -187,7 +187,8 @@ def run_judges(prompts: pd.DataFrame, replies: Mapping[str, list[str]],
 
 
 def primary_metric(report: Mapping[str, Any], params: EvaluateParams) -> dict[str, Any]:
-    """{name, value, ci_low, ci_high, comparison} of the metric that params name (auto: see config)."""
+    """{name, value, ci_low, ci_high, comparison, n} of the metric that params name (auto: see config); ``n``
+    is what it was measured on (test examples, or judged prompts), which the registry's gate checks."""
     name = params.primary_metric
     if name == "auto":
         name = ("llm_win_rate" if params.llm_judge else "rm_win_rate" if params.rm_judge
@@ -197,12 +198,13 @@ def primary_metric(report: Mapping[str, Any], params: EvaluateParams) -> dict[st
         r = report["kto_reward"][comparison]
         if name == "kto_reward_accuracy":
             return {"name": name, "value": r["accuracy"], "ci_low": r["ci_low"], "ci_high": r["ci_high"],
-                    "comparison": comparison}
+                    "comparison": comparison, "n": report["test_examples"]}
         return {"name": name, "value": r["margin"], "ci_low": r["margin_ci_low"],
-                "ci_high": r["margin_ci_high"], "comparison": comparison}
+                "ci_high": r["margin_ci_high"], "comparison": comparison, "n": report["test_examples"]}
     judged = report[name.replace("_win_rate", "_judge")]["policy_vs_base"]
     return {"name": name, "value": judged["win_rate"], "ci_low": judged["ci_low"],
-            "ci_high": judged["ci_high"], "comparison": "policy_vs_base"}
+            "ci_high": judged["ci_high"], "comparison": "policy_vs_base",
+            "n": judged.get("n", report.get("heldout_prompts"))}
 
 
 def _plots(report: Mapping[str, Any]) -> dict[str, pd.DataFrame]:

@@ -22,6 +22,9 @@ class GateParams(Section):
                                    "metric: value below the champion's and, where the evaluate report has a CI, "
                                    "its ci_high below the champion's value too")
     tolerance: float = Field(0.0, ge=0, description="Without a CI: a drop up to this is not 'worse'")
+    min_examples: int = Field(30, ge=1, description="Replacing a champion needs the challenger's primary metric "
+                              "measured on at least this many test examples (and on the champion's test set); "
+                              "else the decision is keep. The first version needs only the thresholds")
 
 
 class RegisterParams(Section):

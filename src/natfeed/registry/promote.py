@@ -3,10 +3,19 @@
 Every registered version gets the alias ``challenger`` and lineage tags (``natfeed.*``: git commit,
 DVC md5 of the KTO/SFT parquet files, params md5, extractor, validation result, eval metrics). It
 becomes ``champion`` only when :func:`check_gate` passes. Registry stages are deprecated in MLflow:
-only aliases are used. Each decision is a JSON tag on the version it concerns (``natfeed.decision``,
-the latest, and ``natfeed.decision.<UTC time>``, all of them), and the registered model keeps the
-champion's history as a stack (``natfeed.champion_history``) so that :func:`rollback` knows the
-previous holder.
+only aliases are used.
+
+Decisions are append-only: each one is a new JSON tag ``natfeed.decision.<UTC time>.<random>`` on every
+version it concerns (a key nobody else writes, so two promotes at once both land and nothing is
+overwritten); ``natfeed.decision`` holds the version's first decision, the gate's at registration, and is
+never rewritten. :func:`history` reads them all back in order; the champion's past holders, which
+:func:`rollback` needs, are replayed from them. Nothing is written to the registered model's own tags
+(two writers of one such tag collide in SQL stores: ``registered_model_tag_pk``).
+
+A champion is replaced only on evidence: the challenger's primary metric must be measured on at least
+``gate.min_examples`` test examples, and on the champion's test set (the kto_test md5 both versions record)
+to be compared with the champion's; otherwise the decision is ``keep``, with the reason. The first version
+(no champion yet) needs only the thresholds, so a fresh clone serves one.
 
 "Worse than the champion" (the gate's comparison on the primary metric, higher is better): with
 ``c`` the challenger's primary metric and ``v`` the champion's value of the same metric, the
@@ -22,6 +31,8 @@ import json
 import logging
 import math
 import os
+import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -35,9 +46,11 @@ log = logging.getLogger(__name__)
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 PREFIX = "natfeed."
-HISTORY_TAG = "natfeed.champion_history"
-LAST_DECISION_TAG = "natfeed.last_decision"
-MAX_MODEL_TAG_CHARS = 5000  # registered-model tag values are VARCHAR(5000) in MLflow's SQL stores
+DECISION_TAG = "natfeed.decision"  # the version's first decision (at registration): written once
+EVENT_PREFIX = "natfeed.decision."  # + "<UTC time>.<random>": one tag per decision, never rewritten
+HISTORY_TAG = "natfeed.champion_history"  # written by natfeed < 0.2: read only, for old stores
+TEST_MD5_TAG = "natfeed.data.kto_test.md5"
+APPLIED = ("promote", "forced-promote", "rollback", "forced-rollback")
 
 
 class RegistryError(NatfeedError, RuntimeError):
@@ -52,6 +65,7 @@ class PrimaryMetric:
     value: float
     ci_low: float | None = None
     ci_high: float | None = None
+    n: int | None = None  # the examples (or judged prompts) it was measured on
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,7 @@ class VersionInfo:
     validation_passed: bool | None
     metrics: dict[str, float]
     primary: PrimaryMetric | None
+    test_md5: str | None = None  # md5 of the test set the metrics were measured on (kto_test.parquet)
 
     def metric(self, name: str) -> float | None:
         """A metric by its full dotted name, the primary metric's name, or a unique ``.name`` suffix."""
@@ -85,8 +100,9 @@ class VersionInfo:
         pm = evaluate.get("primary_metric") or None
         primary = None
         if pm and pm.get("value") is not None:
+            n = pm.get("n", evaluate.get("test_examples"))
             primary = PrimaryMetric(str(pm["name"]), float(pm["value"]), _opt_float(pm.get("ci_low")),
-                                    _opt_float(pm.get("ci_high")))
+                                    _opt_float(pm.get("ci_high")), None if n is None else int(n))
         passed = None if validate is None else bool(validate.get("passed"))
         return cls("", passed, metrics, primary)
 
@@ -95,8 +111,9 @@ class VersionInfo:
         metrics = json.loads(tags.get("natfeed.metrics") or "{}")
         raw = tags.get("natfeed.validation_passed")
         pm = json.loads(tags["natfeed.primary_metric"]) if tags.get("natfeed.primary_metric") else None
-        return cls(str(version), None if raw is None else raw == "true", metrics,
-                   PrimaryMetric(**pm) if pm else None)
+        fields = set(PrimaryMetric.__dataclass_fields__)
+        primary = PrimaryMetric(**{k: v for k, v in pm.items() if k in fields}) if pm else None
+        return cls(str(version), None if raw is None else raw == "true", metrics, primary, tags.get(TEST_MD5_TAG))
 
     def to_tags(self) -> dict[str, str]:
         """All metrics in one JSON tag (``natfeed.metrics``, what the gate reads); the top-level ones also
@@ -119,6 +136,7 @@ class GateResult:
     passed: bool
     failures: list[str]
     compared: dict[str, Any]
+    evidence_only: bool = False  # it failed only for want of evidence (too few examples, another test set)
 
 
 def check_gate(cand: VersionInfo, champion: VersionInfo | None, gate: GateParams,
@@ -139,9 +157,29 @@ def check_gate(cand: VersionInfo, champion: VersionInfo | None, gate: GateParams
             failures.append(f"metric {name!r} missing from the evaluate report (top-level: {have or 'none'})")
         elif math.isnan(value) or value < minimum:
             failures.append(f"{name} = {value:.4g} is below its threshold {minimum:.4g}")
-    if compare and gate.compare_champion and champion is not None and champion.version != cand.version:
-        failures += _compare_champion(cand, champion, gate.tolerance, compared)
-    return GateResult(not failures, failures, compared)
+    evidence: list[str] = []
+    if compare and champion is not None and champion.version != cand.version:
+        evidence = _evidence(cand, champion, gate.min_examples, compared)
+        if gate.compare_champion and not evidence:
+            failures += _compare_champion(cand, champion, gate.tolerance, compared)
+    return GateResult(not (failures or evidence), failures + evidence, compared,
+                      evidence_only=bool(evidence) and not failures)
+
+
+def _evidence(cand: VersionInfo, champion: VersionInfo, min_examples: int, compared: dict[str, Any]) -> list[str]:
+    """Why the challenger's figures cannot replace the champion (too few examples, another test set)."""
+    n = cand.primary.n if cand.primary else None
+    compared["evidence"] = {"n": n, "min_examples": min_examples, "test_md5": cand.test_md5,
+                            "champion_test_md5": champion.test_md5}
+    out = []
+    if n is None or n < min_examples:
+        out.append(f"not enough evidence (n={'unknown' if n is None else n} < {min_examples}): "
+                   f"register.gate.min_examples test examples are needed to replace champion v{champion.version}")
+    if cand.test_md5 != champion.test_md5:
+        mine, theirs = (x[:10] if x else "unknown" for x in (cand.test_md5, champion.test_md5))
+        out.append(f"not comparable: measured on another test set than champion v{champion.version} "
+                   f"(kto_test md5 {mine} vs {theirs})")
+    return out
 
 
 def _compare_champion(cand: VersionInfo, champion: VersionInfo, tolerance: float,
@@ -174,7 +212,8 @@ def _compare_champion(cand: VersionInfo, champion: VersionInfo, tolerance: float
 class Decision:
     """One promotion / rollback decision, recorded as a JSON tag."""
 
-    action: str  # promote | forced-promote | reject | unchanged | rollback | forced-rollback | rollback-refused
+    action: str  # promote | forced-promote | reject | keep (not enough evidence) | unchanged | rollback
+    #              | forced-rollback | rollback-refused
     #              | experiment (gated, never applied: a `dvc exp run` or a run off the champion branches)
     version: str
     champion_before: str | None
@@ -231,23 +270,71 @@ def read_version(client: Any, name: str, version: str | int) -> VersionInfo:
     return VersionInfo.from_tags(str(version), mv.tags)
 
 
+def history(client: Any, name: str) -> list[dict[str, Any]]:
+    """Every recorded decision about ``name``'s versions, oldest first (each once, however many versions
+    it concerns)."""
+    seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for mv in client.search_model_versions(f"name = '{name}'"):
+        for key, value in (mv.tags or {}).items():
+            if not (key.startswith(EVENT_PREFIX) or key == DECISION_TAG):
+                continue
+            try:
+                event = json.loads(value)
+            except json.JSONDecodeError:
+                log.warning("%s v%s: tag %s is not JSON; left out of the history", name, mv.version, key)
+                continue
+            seen.setdefault((str(event.get("at")), str(event.get("action")), str(event.get("version"))), event)
+    return sorted(seen.values(), key=lambda e: str(e.get("at")))
+
+
 def champion_history(client: Any, name: str) -> list[dict[str, str]]:
-    """Past and present champions, oldest first (a stack: the last entry holds the alias)."""
-    return json.loads(client.get_registered_model(name).tags.get(HISTORY_TAG) or "[]")
-
-
-def _save_history(client: Any, name: str, history: list[dict[str, str]]) -> None:
-    while len(json.dumps(history)) > MAX_MODEL_TAG_CHARS and len(history) > 1:
-        history = history[1:]
-    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    """Past and present champions, oldest first (a stack: the last entry holds the alias), replayed from
+    the decisions: a promote pushes its version, a rollback pops back to its target."""
+    stack: list[dict[str, str]] = []
+    for event in history(client, name):
+        action, version = event.get("action"), str(event.get("version"))
+        if action not in APPLIED:
+            continue
+        before = event.get("champion_before")
+        if action in ("rollback", "forced-rollback"):
+            while stack and stack[-1]["version"] != version:
+                stack.pop()
+            if stack:
+                continue
+        elif before and (not stack or stack[-1]["version"] != str(before)):  # alias set outside natfeed
+            stack.append({"version": str(before), "at": "", "action": "external"})
+        stack.append({"version": version, "at": str(event.get("at")), "action": str(action)})
+    return stack
 
 
 def _record(client: Any, name: str, decision: Decision, *versions: str) -> None:
     stamp = decision.at.replace("-", "").replace(":", "").replace("+0000", "Z")
+    key = f"{EVENT_PREFIX}{stamp}.{secrets.token_hex(3)}"
+    value = decision.to_json()
     for version in versions or (decision.version,):
-        client.set_model_version_tag(name, version, "natfeed.decision", decision.to_json())
-        client.set_model_version_tag(name, version, f"natfeed.decision.{stamp}", decision.to_json())
-    client.set_registered_model_tag(name, LAST_DECISION_TAG, decision.to_json()[:MAX_MODEL_TAG_CHARS])
+        if not client.get_model_version(name, version).tags.get(DECISION_TAG):
+            retry_conflicts(client.set_model_version_tag, name, version, DECISION_TAG, value)
+        retry_conflicts(client.set_model_version_tag, name, version, key, value)
+
+
+CONFLICT_MARKERS = ("UniqueViolation", "duplicate key", "UNIQUE constraint failed", "RESOURCE_ALREADY_EXISTS",
+                    "database is locked")
+
+
+def retry_conflicts(call: Any, *args: Any, tries: int = 6, **kwargs: Any) -> Any:
+    """``call(*args, **kwargs)``, retried with backoff when the store reports a write conflict (two
+    registrations at once on a SQL store insert the same key; the second insert fails, a retry updates)."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(tries):
+        try:
+            return call(*args, **kwargs)
+        except MlflowException as err:
+            if attempt == tries - 1 or not any(m in str(err) for m in CONFLICT_MARKERS):
+                raise
+            log.info("registry write conflict (%s): retry %d", str(err)[:80], attempt + 1)
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _check_force(force: bool, reason: str | None) -> str:
@@ -270,15 +357,11 @@ def promote(name: str, version: str | int, gate: GateParams, *, force: bool = Fa
     elif result.passed:
         action = "promote"
     else:
-        action = "forced-promote" if force else "reject"
-    decision = Decision(action, cand.version, before, cand.version if action != "reject" else before,
+        action = "forced-promote" if force else "keep" if result.evidence_only else "reject"
+    decision = Decision(action, cand.version, before, cand.version if action not in ("reject", "keep") else before,
                         result.passed, result.failures, result.compared, reason, source)
     if action in ("promote", "forced-promote"):
-        client.set_registered_model_alias(name, CHAMPION, cand.version)
-        history = champion_history(client, name)
-        if before and (not history or history[-1]["version"] != before):  # alias set outside natfeed
-            history.append({"version": before, "at": "", "action": "external"})
-        _save_history(client, name, [*history, {"version": cand.version, "at": decision.at, "action": action}])
+        retry_conflicts(client.set_registered_model_alias, name, CHAMPION, cand.version)
     _record(client, name, decision)
     log.info("%s v%s: %s%s", name, cand.version, action, f" ({'; '.join(result.failures)})"
              if result.failures else "")
@@ -325,8 +408,7 @@ def rollback(name: str, gate: GateParams, *, force: bool = False, reason: str | 
     decision = Decision(action, target.version, current, target.version if action != "rollback-refused"
                         else current, result.passed, result.failures, result.compared, reason, source)
     if action != "rollback-refused":
-        client.set_registered_model_alias(name, CHAMPION, target.version)
-        _save_history(client, name, stack)
+        retry_conflicts(client.set_registered_model_alias, name, CHAMPION, target.version)
     _record(client, name, decision, target.version, current)
     log.info("%s: %s v%s -> v%s", name, action, current, decision.champion_after)
     return decision

@@ -19,6 +19,7 @@ logging imports nothing heavy and needs neither torchvision nor the network).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ from natfeed.registry.promote import (
     champion_version,
     gate_only,
     promote,
+    retry_conflicts,
 )
 
 log = logging.getLogger(__name__)
@@ -108,13 +110,40 @@ def dvc_out_md5(path: str | Path, lock: str | Path = "dvc.lock") -> str | None:
     return None
 
 
+def policy_digest(policy_dir: str | Path) -> str:
+    """md5 over the policy folder's files (relative names and contents): the same weights give the same digest."""
+    digest = hashlib.md5()
+    for f in sorted(p for p in Path(policy_dir).rglob("*") if p.is_file()):
+        digest.update(f.relative_to(policy_dir).as_posix().encode() + b"\0" + file_md5(f).encode() + b"\n")
+    return digest.hexdigest()
+
+
+def version_identity(tags: Mapping[str, str]) -> str:
+    """What makes two versions the same model: the weights' digest, the data's md5s and the params' md5."""
+    keys = sorted(k for k in tags if k.startswith("natfeed.data.") or k in ("natfeed.policy_digest",
+                                                                          "natfeed.params_md5"))
+    return hashlib.md5(json.dumps({k: tags[k] for k in keys}, sort_keys=True).encode()).hexdigest()
+
+
+def identical_version(client: Any, name: str, identity: str) -> Any:
+    """The registered version of ``name`` with this identity (the oldest), or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    same = [mv for mv in versions if (mv.tags or {}).get("natfeed.identity") == identity]
+    return min(same, key=lambda mv: int(mv.version)) if same else None
+
+
 def lineage_tags(policy_dir: str | Path, kto_dir: str | Path, extract_report: Mapping[str, Any] | None,
                  params_file: str | Path = "params.yaml") -> dict[str, str]:
     """Where the model came from: code, data (DVC md5 of the parquet files), params, extractor."""
     sha, dirty = git_commit()
     tags = {"natfeed.git_commit": sha, "natfeed.git_dirty": str(dirty).lower(),
             "natfeed.params_md5": file_md5(params_file) if Path(params_file).exists() else "none",
-            "natfeed.policy_dir": str(policy_dir)}
+            "natfeed.policy_dir": str(policy_dir), "natfeed.policy_digest": policy_digest(policy_dir)}
     for parquet in sorted(Path(kto_dir).glob("*.parquet")):
         tags[f"natfeed.data.{parquet.stem}.md5"] = file_md5(parquet)
     if policy_md5 := dvc_out_md5(policy_dir):
@@ -212,6 +241,12 @@ def register_policy(policy_dir: str | Path, reports_dir: str | Path, kto_dir: st
     info = VersionInfo.from_reports(evaluate, read_json(reports_dir / "validate.json"))
     tags = {**lineage_tags(policy_dir, kto_dir, read_json(reports_dir / "extract.json"), params_file),
             **info.to_tags()}
+    tags["natfeed.identity"] = version_identity(tags)
+    client = mlflow.MlflowClient()
+    experiment = experiment_name(params.champion_branches)
+    same = identical_version(client, params.model_name, tags["natfeed.identity"])
+    if same is not None:
+        return _already_registered(client, params.model_name, same, experiment)
     mode = choose_log_weights(policy_dir, params)
     tags["natfeed.log_weights"] = mode
     if mode != "full" and is_adapter(policy_dir):
@@ -219,13 +254,11 @@ def register_policy(policy_dir: str | Path, reports_dir: str | Path, kto_dir: st
     start = time.perf_counter()
     logged = log_policy(policy_dir, mode, params)
     logged_s = time.perf_counter() - start
-    client = mlflow.MlflowClient()
-    experiment = experiment_name(params.champion_branches)
     if experiment is not None:
         tags["natfeed.experiment"] = experiment
-    mv = mlflow.register_model(logged.model_uri, params.model_name, tags=tags)
+    mv = retry_conflicts(mlflow.register_model, logged.model_uri, params.model_name, tags=tags)
     alias = CHALLENGER if experiment is None else experiment_alias(experiment)
-    client.set_registered_model_alias(params.model_name, alias, mv.version)
+    retry_conflicts(client.set_registered_model_alias, params.model_name, alias, mv.version)
     registered_s = time.perf_counter() - start - logged_s
     if experiment is None:
         decision = promote(params.model_name, mv.version, params.gate, source="stage", client=client)
@@ -239,6 +272,23 @@ def register_policy(policy_dir: str | Path, reports_dir: str | Path, kto_dir: st
     return {"model_name": params.model_name, "version": int(mv.version), "model_uri": f"models:/{params.model_name}/"
             f"{mv.version}", "logged_model_uri": logged.model_uri, "log_weights": mode, "aliases": aliases,
             "champion_version": int(champion) if champion else None, "promoted": decision.action == "promote",
-            "experiment": experiment,
+            "experiment": experiment, "registered": True, "identical_to": None,
             "decision": json.loads(decision.to_json()), "tags": tags,
             "seconds": {"log_model": round(logged_s, 2), "register": round(registered_s, 2)}}
+
+
+def _already_registered(client: Any, name: str, mv: Any, experiment: str | None) -> dict[str, Any]:
+    """The report when the policy is identical to version ``mv`` (same weights, data and params): nothing is
+    logged, registered or decided."""
+    champion = champion_version(client, name)
+    aliases = sorted(client.get_model_version(name, mv.version).aliases
+                     or [a for a, v in (client.get_registered_model(name).aliases or {}).items()
+                         if str(v) == str(mv.version)])
+    log.warning("%s v%s holds the same weights, data and params: not registered again", name, mv.version)
+    return {"model_name": name, "version": int(mv.version), "model_uri": f"models:/{name}/{mv.version}",
+            "logged_model_uri": mv.source, "log_weights": mv.tags.get("natfeed.log_weights"), "aliases": aliases,
+            "champion_version": int(champion) if champion else None, "promoted": False, "experiment": experiment,
+            "registered": False, "identical_to": int(mv.version),
+            "decision": {"action": "identical", "passed": None, "failures": [],
+                         "reason": f"identical to v{mv.version} (weights, data, params): not registered again"},
+            "tags": dict(mv.tags or {}), "seconds": {"log_model": 0.0, "register": 0.0}}

@@ -141,10 +141,14 @@ def _registry(r: Mapping[str, Any] | None) -> list[str]:
     if r is None:
         return [_not_run("registry", "register")]
     d = r.get("decision") or {}
+    if r.get("registered") is False:
+        text = (f"{r['model_name']} v{r['version']} again: identical weights, data and params, not registered "
+                f"· aliases {', '.join(r.get('aliases') or []) or '-'} · champion v{r.get('champion_version') or '-'}")
+        return [_line("registry", text), _line("", "`natfeed models --history` lists every decision")]
     verdict = "gate passed" if d.get("passed") else "gate failed: " + "; ".join(d.get("failures", []))[:80]
     text = (f"{r['model_name']} v{r['version']} registered, aliases {', '.join(r.get('aliases') or []) or '-'} · "
             f"{d.get('action', '-')} ({verdict}) · champion v{r.get('champion_version') or '-'}")
-    return [_line("registry", text), _line("", "`natfeed models` lists every version")]
+    return [_line("registry", text), _line("", "`natfeed models` lists every version, --history every decision")]
 
 
 def build_summary(paths: PathsParams, tracking_uri: str, commit: str | None = None) -> list[str]:

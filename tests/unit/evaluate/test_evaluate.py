@@ -146,9 +146,10 @@ def test_params_validate_choices():
     with pytest.raises(ParamsError, match="llm_judg"):  # typo of llm_judge
         parse_params({"evaluate": {"llm_judg": None}})
     p = parse_params({"evaluate": {"rm_judge": {"model": "x"}}}).evaluate
-    assert primary_metric({"rm_judge": {"policy_vs_base": {"win_rate": 0.7, "ci_low": 0.5, "ci_high": 0.8}}},
+    judged = {"win_rate": 0.7, "ci_low": 0.5, "ci_high": 0.8, "n": 12}
+    assert primary_metric({"rm_judge": {"policy_vs_base": judged}},
                           p) == {"name": "rm_win_rate", "value": 0.7, "ci_low": 0.5, "ci_high": 0.8,
-                                 "comparison": "policy_vs_base"}
+                                 "comparison": "policy_vs_base", "n": 12}  # n: what the gate's min_examples checks
 
 
 def test_sheet_escapes_untrusted_text(tmp_path):

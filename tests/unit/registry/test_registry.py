@@ -24,6 +24,7 @@ from natfeed.registry.promote import (
     VersionInfo,
     champion_history,
     check_gate,
+    history,
     promote,
     rollback,
 )
@@ -84,26 +85,30 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         yield root
 
 
-def write_reports(folder: Path, value: float, ci: tuple[float, float] | None = None, passed: bool = True) -> Path:
-    """Hand-written evaluate / validate / extract reports."""
+def write_reports(folder: Path, value: float, ci: tuple[float, float] | None = None, passed: bool = True,
+                  n: int = 50) -> Path:
+    """Hand-written evaluate / validate / extract reports (``n`` test examples) and the run's params file."""
     folder.mkdir(parents=True, exist_ok=True)
     primary = {"name": "kto_reward_accuracy", "value": value, "ci_low": ci[0] if ci else None,
-               "ci_high": ci[1] if ci else None}
+               "ci_high": ci[1] if ci else None, "n": n}
     evaluate = {"metrics": {"kto_reward_accuracy": value, "kto_reward_margin": value - 0.5,
-                            "policy": {"desirable_logp": -3.2}}, "primary_metric": primary}
+                            "policy": {"desirable_logp": -3.2}}, "primary_metric": primary, "test_examples": n}
     (folder / "evaluate.json").write_text(json.dumps(evaluate))
     (folder / "validate.json").write_text(json.dumps({"passed": passed}))
     (folder / "extract.json").write_text(json.dumps({"extractor": "heuristic-1.0.0", "rows": 3}))
+    (folder / "params.yaml").write_text(f"# the training run {folder.name}\n")  # each run its own params
     return folder
 
 
 def run_stage(store: Path, name: str, value: float, ci: tuple[float, float] | None = None, passed: bool = True,
-              **params: object) -> dict:
-    """What stages/register.py does, on temporary reports."""
-    reports = write_reports(store / "reports" / f"{name}-{value}-{passed}", value, ci, passed)
+              n: int = 50, kto: str = "kto", **params: object) -> dict:
+    """What stages/register.py does, on temporary reports: a training run per (value, ci, passed, n, kto), so
+    the same arguments again are an identical rerun."""
+    reports = write_reports(store / "reports" / f"{name}-{value}-{ci}-{passed}-{n}-{kto}", value, ci, passed, n)
     reg = RegisterParams(model_name=name, max_new_tokens=4, gate=GATE, **params)
     with stage_run("register", TRACKING, reg.model_dump()):
-        return register_policy(store / "models" / "policy", reports, store / "data" / "kto", reg)
+        return register_policy(store / "models" / "policy", reports, store / "data" / kto, reg,
+                               params_file=reports / "params.yaml")
 
 
 def client():
@@ -111,15 +116,35 @@ def client():
 
 
 def decision_tag(name: str, version: int) -> dict:
+    """The version's decision at registration (never overwritten)."""
     return json.loads(client().get_model_version(name, str(version)).tags["natfeed.decision"])
+
+
+def last_decision(name: str) -> dict:
+    return history(client(), name)[-1]
 
 
 # --- the gate, pure -------------------------------------------------------------------------------------
 
 def info(value: float | None, ci: tuple[float, float] | None = None, passed: bool | None = True,
-         version: str = "2") -> VersionInfo:
-    pm = None if value is None else PrimaryMetric("acc", value, *(ci or (None, None)))
-    return VersionInfo(version, passed, {} if value is None else {"acc": value, "group.margin": 0.1}, pm)
+         version: str = "2", n: int | None = 50, test_md5: str | None = "test-md5") -> VersionInfo:
+    pm = None if value is None else PrimaryMetric("acc", value, *(ci or (None, None)), n=n)
+    return VersionInfo(version, passed, {} if value is None else {"acc": value, "group.margin": 0.1}, pm, test_md5)
+
+
+@pytest.mark.parametrize(("n", "test_md5", "why"), [
+    (5, "test-md5", "not enough evidence (n=5 < 30)"),
+    (None, "test-md5", "not enough evidence (n=unknown < 30)"),
+    (50, "other-md5", "not comparable: measured on another test set than champion v1 (kto_test md5 other-md5 vs test-md5)"),
+    (50, None, "not comparable"),
+])
+def test_gate_needs_evidence_to_replace_a_champion(n: int | None, test_md5: str | None, why: str) -> None:
+    result = check_gate(info(0.9, n=n, test_md5=test_md5), info(0.6, version="1"), GateParams())
+    assert not result.passed and result.evidence_only and result.failures[0].startswith(why)
+    assert check_gate(info(0.9, n=n, test_md5=test_md5), None, GateParams()).passed  # no champion: thresholds only
+    assert check_gate(info(0.9, n=30), info(0.6, version="1"), GateParams()).passed
+    bad = check_gate(info(0.9, n=n, test_md5=test_md5, passed=False), info(0.6, version="1"), GateParams())
+    assert not bad.evidence_only  # a real failure too: reject, not keep
 
 
 @pytest.mark.parametrize(("value", "ci", "passes"), [
@@ -206,7 +231,7 @@ def test_first_version_becomes_champion_with_lineage(store: Path) -> None:
     assert tags["natfeed.data.kto_train.md5"] == file_md5(store / "data" / "kto" / "kto_train.parquet")
     assert tags["natfeed.data.kto_test.md5"] == file_md5(store / "data" / "kto" / "kto_test.parquet")
     assert (tags["natfeed.extractor"], tags["natfeed.extractor_backend"]) == ("heuristic-1.0.0", "heuristic")
-    assert tags["natfeed.params_md5"] == file_md5(store / "params.yaml")
+    assert tags["natfeed.params_md5"] == file_md5(next((store / "reports").glob("m-first-*")) / "params.yaml")
     assert len(tags["natfeed.git_commit"]) in (40, 7)  # a sha ("unknown" outside git)
     assert float(tags["natfeed.metric.kto_reward_accuracy"]) == 0.6
     assert json.loads(tags["natfeed.metrics"])["policy.desirable_logp"] == -3.2
@@ -285,7 +310,8 @@ def test_rollback_restores_previous_champion(store: Path) -> None:
     decision = rollback("m-roll", GATE, reason="v3 misbehaves in production")
     assert (decision.action, decision.champion_before, decision.champion_after) == ("rollback", "3", "2")
     assert str(client().get_model_version_by_alias("m-roll", CHAMPION).version) == "2"
-    assert decision_tag("m-roll", 3)["action"] == "rollback" and decision_tag("m-roll", 2)["reason"]
+    assert last_decision("m-roll")["action"] == "rollback" and last_decision("m-roll")["reason"]
+    assert decision_tag("m-roll", 3)["action"] == "promote"  # the decision at registration stays
     assert rollback("m-roll", GATE).champion_after == "1"  # a stack: further back
     with pytest.raises(RegistryError, match="no earlier champion"):
         rollback("m-roll", GATE)
@@ -302,13 +328,14 @@ def test_cli_promote_rollback_force_and_reason(store: Path) -> None:
     runner = CliRunner()
     refused = runner.invoke(app, ["promote", "--version", "2"])
     assert refused.exit_code == 1 and "validation did not pass" in refused.output, refused.output
-    assert decision_tag("cli-model", 2)["action"] == "reject"
+    assert decision_tag("cli-model", 2)["action"] == "reject" and last_decision("cli-model")["source"] == "cli"
     no_reason = runner.invoke(app, ["promote", "--version", "2", "--force"])
     assert no_reason.exit_code == 2 and "--reason" in no_reason.output
     assert str(client().get_model_version_by_alias("cli-model", CHAMPION).version) == "1"
     forced = runner.invoke(app, ["promote", "--version", "2", "--force", "--reason", "hotfix for a demo"])
     assert forced.exit_code == 0, forced.output
-    tag = decision_tag("cli-model", 2)
+    tag = last_decision("cli-model")
+    assert decision_tag("cli-model", 2)["source"] == "stage"  # the gate's decision at registration stays
     assert (tag["action"], tag["reason"], tag["by"], tag["passed"]) == ("forced-promote", "hotfix for a demo",
                                                                         "tester", False)
     back = runner.invoke(app, ["rollback"])
@@ -377,3 +404,89 @@ def test_models_listing_shows_the_aliases_the_registry_holds(store: Path) -> Non
     rows = {r["version"]: r["aliases"] for r in list_versions("m-list")}
     assert rows == {2: ["challenger"], 1: ["champion"]}
     assert [line.split()[1] for line in table(list_versions("m-list")).splitlines()[1:]] == ["challenger", "champion"]
+
+
+@pytest.mark.slow
+def test_gate_keeps_the_champion_without_evidence(store: Path) -> None:
+    """Replacing a champion needs >= min_examples test examples measured on the champion's test set."""
+    first = run_stage(store, "m-evid", 0.6, n=5)  # no champion yet: the thresholds alone decide
+    assert first["decision"]["action"] == "promote" and first["champion_version"] == 1
+    few = run_stage(store, "m-evid", 0.9, n=5)
+    assert (few["decision"]["action"], few["champion_version"]) == ("keep", 1)
+    assert few["decision"]["failures"][0].startswith("not enough evidence (n=5 < 30)")
+    other = store / "data" / "kto-other"
+    other.mkdir(exist_ok=True)
+    for split in ("kto_train", "kto_test"):
+        pd.DataFrame({"prompt": ["q"], "completion": [split], "label": [False]}).to_parquet(other / f"{split}.parquet")
+    elsewhere = run_stage(store, "m-evid", 0.9, kto="kto-other")
+    assert (elsewhere["decision"]["action"], elsewhere["champion_version"]) == ("keep", 1)
+    assert any(f.startswith("not comparable: measured on another test set than champion v1")
+               for f in elsewhere["decision"]["failures"])
+    enough = run_stage(store, "m-evid", 0.9)
+    assert (enough["decision"]["action"], enough["champion_version"]) == ("promote", 4)
+
+
+@pytest.mark.slow
+def test_an_identical_rerun_registers_no_new_version(store: Path) -> None:
+    """Same weights, data and params (make run again after dvc checkout): the existing version is reported."""
+    first = run_stage(store, "m-same", 0.6)
+    again = run_stage(store, "m-same", 0.6)
+    assert (again["registered"], again["identical_to"], again["version"]) == (False, 1, 1)
+    assert again["decision"]["action"] == "identical" and again["aliases"] == first["aliases"]
+    assert [str(mv.version) for mv in client().search_model_versions("name = 'm-same'")] == ["1"]
+    assert len(history(client(), "m-same")) == 1
+
+
+@pytest.mark.slow
+def test_decisions_are_append_only_and_listed_in_order(store: Path, tmp_path: Path) -> None:
+    from natfeed.cli import app
+
+    for value in (0.5, 0.6):
+        run_stage(store, "m-hist", value)
+    assert promote("m-hist", 2, GATE).action == "unchanged"
+    rollback("m-hist", GATE, reason="v2 misbehaves")
+    assert decision_tag("m-hist", 2)["action"] == "promote"  # neither the no-op promote nor the rollback overwrote it
+    assert [(e["action"], e["version"]) for e in history(client(), "m-hist")] == [
+        ("promote", "1"), ("promote", "2"), ("unchanged", "2"), ("rollback", "1")]
+    params = tmp_path / "params.yaml"
+    params.write_text((store / "params.yaml").read_text().replace("cli-model", "m-hist"))
+    out = CliRunner().invoke(app, ["models", "--history", "--params", str(params)])
+    assert out.exit_code == 0, out.output
+    lines = [line for line in out.output.splitlines() if line.startswith("20")]
+    assert [line.split()[3] for line in lines] == ["promote", "promote", "unchanged", "rollback"]
+    assert "tester" in lines[-1] and "champion v2 -> v1" in lines[-1] and "    v2 misbehaves" in out.output
+    listing = CliRunner().invoke(app, ["models", "--params", str(params)])
+    assert "promote > rollback" in listing.output  # v1: promoted at registration, champion again by rollback
+    as_json = json.loads(CliRunner().invoke(app, ["models", "--history", "--json", "--params", str(params)]).output)
+    assert as_json[1]["metric"]["challenger"] == 0.6 and as_json[1]["metric"]["champion_version"] == "1"
+
+
+@pytest.mark.slow
+def test_two_promotes_at_once_are_both_recorded(store: Path, monkeypatch) -> None:
+    """Each decision is a tag nobody else writes: concurrent promotes lose no entry."""
+    import threading
+
+    run_stage(store, "m-conc", 0.5)
+    monkeypatch.setenv("DVC_EXP_NAME", "trial")
+    for value in (0.6, 0.7):
+        run_stage(store, "m-conc", value)  # experiments: gated, champion untouched
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def go(version: int) -> None:
+        try:
+            start.wait()
+            promote("m-conc", version, GATE, client=mlflow.MlflowClient())
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=go, args=(v,)) for v in (2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    events = history(client(), "m-conc")
+    assert sorted(e["version"] for e in events if e["source"] == "cli") == ["2", "3"]
+    assert [decision_tag("m-conc", v)["action"] for v in (1, 2, 3)] == ["promote", "experiment", "experiment"]
+    assert str(client().get_model_version_by_alias("m-conc", CHAMPION).version) in ("2", "3")

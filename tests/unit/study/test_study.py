@@ -4,6 +4,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -134,7 +135,7 @@ def test_study_params_smoke_overrides_and_typos(tmp_path):
     assert full.corpus.max_conversations is None and smoke.corpus.max_conversations == 300
     assert smoke.train.sft["max_steps"] < full.train.sft["max_steps"]
     assert smoke.paths.reports_dir != full.paths.reports_dir  # the smoke never overwrites the committed study
-    data = yaml.safe_load(open("study/params.yaml"))
+    data = yaml.safe_load(Path("study/params.yaml").read_text())
     data["kto"]["min_trian"] = 5
     bad = tmp_path / "p.yaml"
     bad.write_text(yaml.safe_dump(data))
@@ -143,7 +144,7 @@ def test_study_params_smoke_overrides_and_typos(tmp_path):
 
 
 def test_the_study_without_its_corpus_exits_2_with_the_install_command(tmp_path):
-    data = yaml.safe_load(open("study/params.yaml"))
+    data = yaml.safe_load(Path("study/params.yaml").read_text())
     data["corpus"]["package"] = "no_such_package_xyz"
     data["paths"] = {k: str(tmp_path / k) for k in ("work_dir", "models_dir", "reports_dir")}
     params = tmp_path / "p.yaml"
