@@ -29,7 +29,8 @@ def main() -> None:
                                params.extract_quality.tuned_parts, languages)
         write_json(reports / "extract_confusion.json", result["records"])
         rows = [{"category": c, **m} for c, m in result["report"]["per_category"].items()]
-        pd.DataFrame(rows).to_csv(reports / "extract_per_category.csv", index=False)
+        pd.DataFrame(rows, columns=["category", "precision", "recall", "f1", "support"]).to_csv(
+            reports / "extract_per_category.csv", index=False)
         write_json(reports / "extract_quality.json", result["report"])
         write_headline(paths.metrics_dir, "extract_quality", result["report"])
         write_json(reports / "extract_quality_details.json", result["details"])

@@ -355,6 +355,11 @@ def quality(
     q = compare(_read_table(feedback, "--feedback"), load_gold(gold))
     if report:
         write_json(report, q)
+    if not q["measured"]:
+        from natfeed.core.errors import NatfeedError
+
+        raise NatfeedError("none of the gold turns is in --feedback's conversations: quality is unknown "
+                           "(check that the gold labels the same conversation_ids)")
     d, m = q["detection"], q["micro"]
     typer.echo(f"turns {q['n_turns']}  detection P/R/F1 {d['precision']:.3f}/{d['recall']:.3f}/{d['f1']:.3f}  "
                f"category P/R/F1 {m['precision']:.3f}/{m['recall']:.3f}/{m['f1']:.3f}")

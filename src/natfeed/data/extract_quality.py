@@ -93,14 +93,19 @@ def extraction_quality(gold: Labels, pred: Labels) -> dict[str, Any]:
     Keys: ``n_turns``, ``n_gold_feedback``, ``n_pred_feedback``, ``detection``, ``micro``,
     ``per_category``, ``macro_f1`` (mean F1 over categories with gold support), ``confusion``
     (nested dict) and ``confusion_rows`` (DVC format). Raises ValueError when the two mappings
-    cover different turns or use unknown labels.
+    cover different turns or use unknown labels. Without gold turns quality is unknown, not zero: the
+    figures are None (``measured`` false).
     """
     _check(gold, pred)
+    if not gold:
+        return {"n_turns": 0, "n_gold_feedback": 0, "n_pred_feedback": 0, "measured": False, "detection": None,
+                "micro": None, "per_category": {}, "macro_f1": None, "confusion": {}, "confusion_rows": []}
     cats = per_category(gold, pred)
     supported = [c["f1"] for c in cats.values() if c["support"]]
     matrix = confusion(gold, pred)
     return {
         "n_turns": len(gold),
+        "measured": True,
         "n_gold_feedback": sum(1 for v in gold.values() if v != NONE),
         "n_pred_feedback": sum(1 for v in pred.values() if v != NONE),
         "detection": detection(gold, pred),
@@ -169,7 +174,8 @@ def load_gold_parts(paths: str | Path | Iterable[str | Path]) -> dict[Key, str]:
 
 def _headline(gold: dict[Key, str], pred: dict[Key, str]) -> dict[str, Any]:
     q = extraction_quality(gold, pred)
-    return {k: q[k] for k in ("n_turns", "n_gold_feedback", "detection", "micro", "per_category", "macro_f1")}
+    return {k: q[k] for k in ("n_turns", "measured", "n_gold_feedback", "detection", "micro", "per_category",
+                              "macro_f1")}
 
 
 def split_quality(feedback: pd.DataFrame, gold: dict[Key, str], parts: dict[Key, str], tuned_parts: Iterable[str],

@@ -88,6 +88,9 @@ def _quality_lines(quality: Mapping[str, Any] | None) -> list[str]:
     if not quality:
         return ["Not measured (the `extract_quality` stage has not run)."]
     never = quality.get("never_tuned") or quality
+    if never.get("detection") is None:
+        return ["Unknown: none of these conversations has gold labels, so the extractor's precision and recall "
+                "on them were not measured. Label a sample (`natfeed review export` / `import`) to measure it."]
     lines = [f"Measured by the `extract_quality` stage on {fmt(never['n_turns'])} real user turns labelled by hand "
              "(`data/raw/gold_labels.csv`) from parts of the gold set the rules were **never tuned on**:", "",
              "| | precision | recall | F1 |", "|---|---|---|---|"]

@@ -86,6 +86,9 @@ def _quality(r: Mapping[str, Any] | None) -> list[str]:
     if r is None:
         return [_not_run("quality", "extract_quality")]
     never, tuned = r.get("never_tuned") or r, r.get("tuned")
+    if never.get("detection") is None:
+        return [_line("quality", "unknown: no gold labels for these conversations (label some with `natfeed review`, "
+                      "then add them to paths.gold_labels)")]
     text = (f"never-tuned gold, {fmt(never['n_turns'])} turns: detection F1 {fmt(never['detection']['f1'])}, "
             f"category F1 {fmt(never['micro']['f1'])}")
     if tuned:

@@ -91,3 +91,24 @@ def test_perfect_prediction_scores_one(gold: dict[int, str]) -> None:
     if any(v != NONE for v in gold.values()):
         assert q["micro"]["f1"] == 1.0 and q["detection"]["f1"] == 1.0 and q["macro_f1"] == 1.0
     assert sum(q["confusion"][v][v] for v in LABELS) == len(gold)
+
+
+def test_without_gold_quality_is_unknown_not_zero() -> None:
+    """Own logs without gold: no 0 F1 in the report, the DVC metrics, the summary or the dataset card."""
+    import pandas as pd
+
+    from natfeed.data.extract_quality import split_quality
+    from natfeed.report.card import _quality_lines
+    from natfeed.report.headline import headline
+    from natfeed.report.summary import _quality
+
+    feedback = pd.DataFrame({"conversation_id": ["c1"], "feedback_turn": [2], "category": ["positive_feedback"]})
+    result = split_quality(feedback, {}, {}, ["dev_part1"], {"c1": "English"})
+    report = result["report"]
+    assert report["measured"] is False and report["detection"] is None and report["macro_f1"] is None
+    assert headline("extract_quality", report) == {}  # no det_f1 0 in `dvc metrics show`
+    assert "unknown" in _quality(report)[0] and " 0" not in _quality(report)[0]
+    card = " ".join(_quality_lines(report))
+    assert card.startswith("Unknown") and "| 0 |" not in card
+    measured = split_quality(feedback, {("c1", 2): "positive_feedback"}, {}, [], {"c1": "English"})["report"]
+    assert measured["measured"] is True and isinstance(measured["detection"]["f1"], float)
