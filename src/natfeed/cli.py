@@ -244,7 +244,8 @@ def validate(
     conversations: Path = typer.Option(None, "--conversations", help="The ingested conversations; enables the "
                                        "turn-range check and the distribution expectations (Data Docs)."),
     report: Path = typer.Option(None, "--report", help="Write the full report JSON here."),
-    docs_dir: Path = typer.Option(Path("reports/data_docs"), "--docs-dir", help="Data Docs output folder."),
+    docs_dir: Path = typer.Option(None, "--docs-dir", help="Data Docs output folder [default: data_docs/ beside "
+                                  "--report, else <input stem>.data_docs/ beside --input]."),
     accept_baseline: bool = typer.Option(False, "--accept-baseline", help="On success, save this dataset's "
                                          "profile as the accepted baseline for drift checks."),
     params: Path = ParamsOpt,
@@ -261,6 +262,8 @@ def validate(
     if conv is not None:
         require_columns(conv, "conversations", str(conversations))
     baseline_path = Path(cfg.paths.expectations_baseline)
+    if docs_dir is None:  # beside what this command writes, never ./reports of wherever it runs
+        docs_dir = report.parent / "data_docs" if report else input.parent / f"{input.stem}.data_docs"
     result = validate_tables(conv, feedback, cfg.validate_, load_baseline(baseline_path), docs_dir)
     if report:
         write_json(report, result)

@@ -97,6 +97,19 @@ def test_validate_exit_codes_and_messages(project):
     assert res.exit_code == 2 and "is not a feedback table: missing column(s) feedback_turn, category" in res.output
 
 
+def test_validate_on_empty_tables_names_what_is_wrong_and_writes_docs_beside_its_report(project):
+    fb = pd.read_parquet("out/fb.parquet").iloc[:0]
+    fb.to_parquet("empty_fb.parquet")
+    pd.read_parquet("out/conv.parquet").iloc[:0].to_parquet("empty_conv.parquet")
+    Path("defaults.yaml").write_text("validate: {expectations: {enabled: true}}\n")
+    res = _invoke("validate", "-i", "empty_fb.parquet", "--conversations", "empty_conv.parquet",
+                  "--report", "checks/validate.json", "--params", "defaults.yaml")
+    assert res.exit_code == 1, res.output
+    assert "feedback rows 0 < min" in res.output
+    assert "feedback_turn_inside_conversation" not in res.output  # was '1 row(s) fail' on a table of none
+    assert Path("checks/data_docs/index.html").exists() and not Path("reports").exists()
+
+
 def test_folder_input_case_insensitive_skips_listed_and_duplicates_dropped(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     logs = tmp_path / "logs"

@@ -106,7 +106,8 @@ def balance_summary(feedback: pd.DataFrame) -> dict[str, Any]:
 
 def _with_turns(feedback: pd.DataFrame, conversations: pd.DataFrame) -> pd.DataFrame:
     turns = conversations.drop_duplicates("conversation_id").set_index("conversation_id")["turn"]
-    return feedback.assign(conversation_turns=feedback["conversation_id"].map(turns))
+    # float: an empty map keeps the ids' str dtype, and comparing it failed the turn check on an empty table
+    return feedback.assign(conversation_turns=feedback["conversation_id"].map(turns).astype("float64"))
 
 
 def validate_tables(conversations: pd.DataFrame | None, feedback: pd.DataFrame, params: ValidateParams,
