@@ -104,12 +104,18 @@ class FakeOpenAI:
                     fake.headers.append(dict(self.headers))
                     n = len(fake.requests)
                     status = fake.fail_first.pop(0) if fake.fail_first else 200
+                counted = True
                 try:
                     if n <= fake.hang_first:
                         time.sleep(3.0)
                     time.sleep(fake.delay)
                     code, payload = (status, {"error": {"message": "fake"}}) if status != 200 else fake._reply(body)
                     data = json.dumps(payload).encode()
+                    # the request stops being "in flight" before its answer is sent: a client that
+                    # reads the answer and sends its next request at once must not be counted twice
+                    with fake.lock:
+                        fake.in_flight -= 1
+                    counted = False
                     self.send_response(code)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
@@ -122,7 +128,8 @@ class FakeOpenAI:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
                 finally:
-                    with fake.lock:
-                        fake.in_flight -= 1
+                    if counted:
+                        with fake.lock:
+                            fake.in_flight -= 1
 
         return Handler
