@@ -15,7 +15,7 @@ def test_readme_study_block_is_written_from_the_report():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     start, end = readme.index(README_BEGIN), readme.index(README_END) + len(README_END)
     assert readme[start:end] == readme_block(json.loads(STUDY.read_text(encoding="utf-8"))), \
-        "README's study block drifted: rewrite it with natfeed.study.report.readme_block(reports/study.json)"
+        "README's study block drifted: rewrite it with natfeed.study.writeup.readme_block(reports/study.json)"
 
 
 def test_the_committed_study_keeps_its_promises():
