@@ -104,18 +104,18 @@ class FakeOpenAI:
                     fake.headers.append(dict(self.headers))
                     n = len(fake.requests)
                     status = fake.fail_first.pop(0) if fake.fail_first else 200
-                counted = True
                 try:
                     if n <= fake.hang_first:
                         time.sleep(3.0)
                     time.sleep(fake.delay)
                     code, payload = (status, {"error": {"message": "fake"}}) if status != 200 else fake._reply(body)
                     data = json.dumps(payload).encode()
+                finally:
                     # the request stops being "in flight" before its answer is sent: a client that
                     # reads the answer and sends its next request at once must not be counted twice
                     with fake.lock:
                         fake.in_flight -= 1
-                    counted = False
+                try:
                     self.send_response(code)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
@@ -127,9 +127,5 @@ class FakeOpenAI:
                         fake.statuses.append(code)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
-                finally:
-                    if counted:
-                        with fake.lock:
-                            fake.in_flight -= 1
 
         return Handler
