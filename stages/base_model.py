@@ -5,7 +5,7 @@ and reports/base_model_source.json (package, version, sha256, dtype)."""
 from pathlib import Path
 
 from natfeed.core.errors import run_stage
-from natfeed.core.io import write_json
+from natfeed.core.io import write_json, write_report
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.model.base_model import convert
@@ -18,7 +18,7 @@ def main() -> None:
     reports = Path(params.paths.reports_dir)
     with stage_run("base_model", params.tracking, params.base_model.model_dump()) as run:
         result = convert(params.base_model, params.paths.base_model_dir)
-        write_json(reports / "base_model.json", result["report"])
+        write_report(reports / "base_model.json", result["report"])
         write_json(reports / "base_model_source.json", result["source"])
         run.metrics(result["report"])
         run.artifact(reports / "base_model_source.json")

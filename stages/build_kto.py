@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from natfeed.core.errors import run_stage
-from natfeed.core.io import write_json
+from natfeed.core.io import write_json, write_report
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.data.build_kto import build_kto, resolve_min_confidence, write_frames
@@ -29,7 +29,7 @@ def main() -> None:
         for path in write_frames(frames, paths.kto_dir):
             run.dataset(path, context=path.stem, name=path.stem)
         details = {"per_category": report.pop("per_category"), "thresholds": chosen, "params": p.model_dump()}
-        write_json(Path(paths.reports_dir) / "build_kto.json", report)
+        write_report(Path(paths.reports_dir) / "build_kto.json", report)
         write_headline(paths.metrics_dir, "build_kto", report)
         write_json(Path(paths.reports_dir) / "build_kto_details.json", details)
         run.metrics(report)

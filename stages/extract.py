@@ -4,7 +4,7 @@ ${paths.natural_feedback_csv} and reports/extract.json."""
 from pathlib import Path
 
 from natfeed.core.errors import run_stage
-from natfeed.core.io import write_json
+from natfeed.core.io import write_report
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.extract.run import extract_file, write_paper_csv
@@ -20,7 +20,7 @@ def main() -> None:
         report = extract_file(paths.conversations, paths.feedback, params.extract)
         report["natural_feedback_rows"] = write_paper_csv(paths.feedback, paths.natural_feedback_csv)
         out = Path(paths.reports_dir) / "extract.json"
-        write_json(out, report)
+        write_report(out, report)
         write_headline(paths.metrics_dir, "extract", report)
         run.metrics(report)
         run.artifact(out)

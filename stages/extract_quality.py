@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from natfeed.core.errors import run_stage
-from natfeed.core.io import write_json
+from natfeed.core.io import write_json, write_report
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.data.extract_quality import load_gold, load_gold_parts, split_quality
@@ -31,7 +31,7 @@ def main() -> None:
         rows = [{"category": c, **m} for c, m in result["report"]["per_category"].items()]
         pd.DataFrame(rows, columns=["category", "precision", "recall", "f1", "support"]).to_csv(
             reports / "extract_per_category.csv", index=False)
-        write_json(reports / "extract_quality.json", result["report"])
+        write_report(reports / "extract_quality.json", result["report"])
         write_headline(paths.metrics_dir, "extract_quality", result["report"])
         write_json(reports / "extract_quality_details.json", result["details"])
         run.metrics({k: result["report"][k] for k in ("detection", "micro", "macro_f1", "never_tuned")})

@@ -4,7 +4,7 @@ and reports/ingest.json."""
 from pathlib import Path
 
 from natfeed.core.errors import run_stage
-from natfeed.core.io import write_json
+from natfeed.core.io import write_report
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.data.ingest import run_ingest
@@ -19,7 +19,7 @@ def main() -> None:
     with stage_run("ingest", params.tracking, params.ingest.model_dump()) as run:
         report = run_ingest(paths.raw_input, paths.conversations, params.ingest)
         out = Path(paths.reports_dir) / "ingest.json"
-        write_json(out, report)
+        write_report(out, report)
         write_headline(paths.metrics_dir, "ingest", report)
         run.metrics(report)
         run.artifact(out)

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from natfeed.core.errors import run_stage
-from natfeed.core.io import write_json
+from natfeed.core.io import write_report
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.model.train import train
@@ -27,7 +27,7 @@ def main() -> None:
         report = train(params.train, paths.kto_dir, paths.sft_model_dir, paths.policy_dir, on_log=on_log)
         if main_process:
             out = Path(paths.reports_dir) / "train.json"
-            write_json(out, report)
+            write_report(out, report)
             write_headline(paths.metrics_dir, "train", report)
             run.metrics(report)
             run.artifact(out)

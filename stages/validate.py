@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from natfeed.core.errors import run_stage
-from natfeed.core.io import write_json
+from natfeed.core.io import write_report
 from natfeed.core.logs import setup_logging
 from natfeed.core.tracking import stage_run
 from natfeed.data.expectations import load_baseline
@@ -24,7 +24,7 @@ def main() -> int:
     with stage_run("validate", params.tracking, params.validate_.model_dump()) as run:
         report = validate_tables(pd.read_parquet(paths.conversations), pd.read_parquet(paths.feedback),
                                  params.validate_, load_baseline(paths.expectations_baseline), paths.data_docs_dir)
-        write_json(reports / "validate.json", report)
+        write_report(reports / "validate.json", report)
         write_headline(paths.metrics_dir, "validate", report)
         (reports / "validate.txt").write_text(summary(report) + "\n", encoding="utf-8")
         run.metrics({"passed": report["passed"], "failed_checks": report["failed_checks"],

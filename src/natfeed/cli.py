@@ -106,13 +106,13 @@ def ingest(
     params: Path = ParamsOpt,
 ) -> None:
     """Normalise, quarantine malformed rows, filter and de-duplicate conversations."""
-    from natfeed.core.io import sibling, write_json
+    from natfeed.core.io import sibling, write_report
     from natfeed.data.ingest import run_ingest
 
     p = _params(params).ingest
     overrides = {k: v for k, v in {"min_user_turns": min_user_turns, "languages": language}.items() if v}
     result = run_ingest(input, output, p.model_copy(update=overrides))
-    write_json(report or sibling(output, "ingest.json"), result)
+    write_report(report or sibling(output, "ingest.json"), result)
     typer.echo(f"read {result['rows_read']}: kept {result['rows_kept']}, rejected {result['rows_rejected']} "
                f"{result['rejected_by_reason']}, filtered {result['rows_filtered']} {result['filtered_by_filter']}")
     _skipped(result)
@@ -516,7 +516,7 @@ def review_import(
 def summary(params: Path = ProjectParamsOpt) -> None:
     """Print the last run's summary (what `make run` ends with): rows, feedback, quality, validation,
     training, evaluation and the registry decision, from the stages' reports; at most 25 lines."""
-    from natfeed.core.tracking import git_commit
+    from natfeed.core.gitinfo import git_commit
     from natfeed.report.summary import build_summary
 
     p = _project(params)

@@ -21,6 +21,7 @@ import yaml
 
 from natfeed.core.categories import CATEGORIES, CODES, label_of
 from natfeed.core.conversation import Conversation
+from natfeed.core.io import read_report
 from natfeed.extract.llm.base import STAT_KEYS
 from tests.support.helpers import sample_head
 
@@ -75,7 +76,7 @@ def test_turn_mode_end_to_end_and_resume(setup):
     out = setup["root"] / "turn" / "feedback.parquet"
     first = _extract(setup, out, "--mode", "turn")
     assert "starting an engine" in first.stderr
-    report = json.loads((out.parent / "feedback.report.json").read_text())
+    report = read_report(out.parent / "feedback.report.json")
     for key in (*STAT_KEYS, "conversations_per_second", "conversations", "user_turns", "rows", "shards"):
         assert key in report, key
     assert report["conversations"] >= 5 and report["requests"] == report["user_turns"] > 0
@@ -87,7 +88,7 @@ def test_turn_mode_end_to_end_and_resume(setup):
     assert rows["confidence"].lt(1).all()  # from the label's log-probability
 
     again = _extract(setup, out, "--mode", "turn")  # every shard done: no engine starts, same rows
-    report2 = json.loads((out.parent / "feedback.report.json").read_text())
+    report2 = read_report(out.parent / "feedback.report.json")
     assert report2["shards_resumed"] == report2["shards"] == report["shards"]
     assert report2["conversations_this_run"] == 0 and report2["rows"] == report["rows"]
     assert "starting an engine" not in again.stderr
@@ -96,7 +97,7 @@ def test_turn_mode_end_to_end_and_resume(setup):
 def test_paper_mode_end_to_end(setup):
     out = setup["root"] / "paper" / "feedback.parquet"
     _extract(setup, out, "--mode", "paper")
-    report = json.loads((out.parent / "feedback.report.json").read_text())
+    report = read_report(out.parent / "feedback.report.json")
     assert report["mode"] == "paper" and report["requests"] > 0
     assert report["generated_tokens"] > 0 and report["prompt_tokens"] > 1000 * report["requests"]
     # a random model's JSON may be cut at the token limit: kept raw with the reason, never a crash
@@ -127,7 +128,7 @@ def test_turn_mode_content_free_calibration(setup, tmp_path):
     raw = sample_head(tmp_path, 3)  # 7 judged turns: 7 x 6 label scorings + 6 for the prior
     out = tmp_path / "feedback.parquet"
     res = _extract({**setup, "params": params, "raw": raw}, out, "--mode", "turn")
-    report = json.loads((tmp_path / "feedback.report.json").read_text())
+    report = read_report(tmp_path / "feedback.report.json")
     assert report["extractor"].endswith("+content_free") and report["parse_failures"] == 0
     assert report["requests"] == report["user_turns"] >= 5  # one judged turn = one request in the report
     assert report["generated_tokens"] >= report["requests"]  # each answer's label tokens

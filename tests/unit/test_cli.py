@@ -127,7 +127,8 @@ def test_folder_input_case_insensitive_skips_listed_and_duplicates_dropped(tmp_p
     assert report["rows_read"] == report["rows_kept"] + report["rows_rejected"] + report["rows_filtered"]
     assert sorted(Path(s["file"]).name for s in report["skipped_files"]) == ["notes.txt", "table.csv"]
     assert "skipped" in res.output
-    assert [p.name for p in Path("out").iterdir() if "report" in p.name] == ["fb.report.json"]
+    assert sorted(p.name for p in Path("out").iterdir() if "report" in p.name) == ["fb.report.json",
+                                                                                  "fb.report.timings.json"]
     fb = pd.read_parquet("out/fb.parquet")
     assert not fb.duplicated(["conversation_id", "feedback_turn"]).any()
 

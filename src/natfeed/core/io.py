@@ -20,6 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from natfeed.core.gitinfo import git_commit
+
 log = logging.getLogger(__name__)
 
 
@@ -135,3 +137,77 @@ def file_md5(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def is_timing_key(key: str) -> bool:
+    """A figure that differs on every run: ``seconds``, ``*_seconds``, ``seconds_*``, ``*_per_second``."""
+    return key == "seconds" or key.endswith("_seconds") or key.startswith("seconds_") or key.endswith("_per_second")
+
+
+def split_timings(report: Any) -> tuple[Any, dict[str, Any]]:
+    """``report`` without its timing figures, and those figures at the same nested places.
+
+    Only numbers (or nested mappings of numbers) under a timing key move: a param that happens to be called
+    ``shard_seconds`` inside a list or a string value stays where it is."""
+    if not isinstance(report, dict):
+        return report, {}
+    stable: dict[str, Any] = {}
+    timings: dict[str, Any] = {}
+    for key, value in report.items():
+        if is_timing_key(str(key)) and _numeric(value):
+            timings[key] = value
+        elif isinstance(value, dict):
+            inner, inner_timings = split_timings(value)
+            stable[key] = inner
+            if inner_timings:
+                timings[key] = inner_timings
+        else:
+            stable[key] = value
+    return stable, timings
+
+
+def _numeric(value: Any) -> bool:
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+        return True
+    return isinstance(value, dict) and bool(value) and all(_numeric(v) for v in value.values())
+
+
+def timings_path(path: str | Path) -> Path:
+    """``reports/train.json`` -> ``reports/train.timings.json`` (git-ignored: ``*.timings.json``)."""
+    p = Path(path)
+    return p.with_name(f"{p.name[:-5] if p.name.endswith('.json') else p.name}.timings.json")
+
+
+def write_report(path: str | Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Write a report that is the same on every run of the same inputs: its timing figures go to the
+    git-ignored ``timings_path(path)`` beside it, with when and from which commit it was written (the stage
+    logs them to MLflow too), so a tracked report and ``dvc.lock`` stay unchanged by a rerun. Returns the
+    timings."""
+    from datetime import UTC, datetime
+
+    stable, timings = split_timings(report)
+    write_json(path, stable)
+    sha, dirty = git_commit()
+    facts = {"written_at": datetime.now(UTC).isoformat(timespec="seconds"), "git_commit": sha, "git_dirty": dirty}
+    write_json(timings_path(path), {**timings, **facts})
+    return timings
+
+
+def read_report(path: str | Path) -> dict[str, Any]:
+    """A report written by :func:`write_report` with its timings merged back (when the sidecar exists)."""
+    report = json.loads(Path(path).read_text(encoding="utf-8"))
+    side = timings_path(path)
+    if side.is_file():
+        try:
+            _merge(report, json.loads(side.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            log.warning("%s is unreadable; timings left out", side)
+    return report
+
+
+def _merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value

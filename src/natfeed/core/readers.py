@@ -29,7 +29,8 @@ from natfeed.core.json_array import JsonLayoutError, iter_array, json_layout
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
-SIDE_OUTPUTS = (".rejected.parquet", ".filtered.parquet", ".report.json", ".ingest.json", ".parse_failures.jsonl")
+SIDE_OUTPUTS = (".rejected.parquet", ".filtered.parquet", ".report.json", ".ingest.json", ".parse_failures.jsonl",
+                ".timings.json")
 """natfeed's own files written beside an output: never read back as conversations."""
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from natfeed.core.device import cpu_threads, resolve_device, resolve_dtype
-from natfeed.core.io import write_json
+from natfeed.core.io import write_report
 from natfeed.evaluate.likelihood import completion_logps, generate_replies, load_causal_lm
 from natfeed.evaluate.metrics import Z95, wilson_interval, win_rate
 from natfeed.evaluate.rm_judge import rm_judge
@@ -281,7 +281,7 @@ def write_outputs(evaluation: Evaluation, reports_dir: str | Path) -> dict[str, 
              "csv": write_csv(evaluation.sheet, out / "side_by_side.csv"),
              "html": write_html(evaluation.sheet, list(evaluation.prompts["prompt"]),
                                 out / "side_by_side.html", summary)}
-    write_json(paths["report"], report)
+    write_report(paths["report"], report)
     for name, frame in evaluation.plots.items():
         frame.to_csv(out / name, index=False)
         paths[name] = out / name

@@ -10,7 +10,6 @@ machine, so the partitions are disjoint and together cover the input. Each job r
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
-from natfeed.core.io import ParquetSink, sibling, write_json
+from natfeed.core.io import ParquetSink, read_report, sibling, write_report
 from natfeed.core.tables import CONVERSATION_SCHEMA, FEEDBACK_SCHEMA, REJECTED_SCHEMA
 from natfeed.extract.inputs import iter_conversation_batches
 
@@ -103,11 +102,11 @@ def merge_outputs(parts: Sequence[str | Path], output: str | Path) -> dict[str, 
                    "num_shards": len(reports), "rows_per_category": dict(sorted(per_category.items())),
                    "seconds": round(seconds, 3),
                    "conversations_per_second": round(merged["conversations"] / seconds, 3) if seconds else None})
-    write_json(sibling(output, "report.json"), merged)
+    write_report(sibling(output, "report.json"), merged)
     return merged
 
 
 def _read_report(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: merge the outputs of `natfeed extract --shard-index`")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_report(path)

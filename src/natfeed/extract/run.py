@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from natfeed.core.conversation import Conversation, judged_turns
 from natfeed.core.errors import NatfeedError
-from natfeed.core.io import ParquetSink, atomic_path, atomic_write, sibling, write_json
+from natfeed.core.io import ParquetSink, atomic_path, atomic_write, sibling, write_report
 from natfeed.core.openai_client import ServerError
 from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
 from natfeed.extract.backends import PER_TURN_BACKENDS, make_extractor
@@ -201,7 +201,7 @@ def extract_file(
         reader.check_any_kept()  # inside the sinks: an input of nothing but rejected rows writes nothing
     seconds = time.perf_counter() - start
     report = _report(reader, output, identity, user_turns, per_category, seconds, reader.rows_kept, {})
-    write_json(sibling(output, "report.json"), report)
+    write_report(sibling(output, "report.json"), report)
     log.info("extract: %d conversations, %d judged turns, %d feedback rows in %.1fs",
              reader.rows_kept, user_turns, report["rows"], seconds)
     return report
@@ -348,7 +348,7 @@ def _extract_sharded(reader: ConversationReader, output: str | Path, params: Ext
                    "shard_seconds": round(shard_seconds, 3), "conversations_this_run": done_now,
                    "shard_dir": str(store.dir), "parse_failures_file": str(failures_path),
                    "seconds_per_request": round(shard_seconds / totals["requests"], 4) if totals["requests"] else None})
-    write_json(sibling(output, "report.json"), result)
+    write_report(sibling(output, "report.json"), result)
     log.info("extract: %d conversations (%d this run), %d requests, %d feedback rows, %d parse failures, "
              "%d unmatched spans in %.1fs", totals["conversations"], done_now, totals["requests"],
              result["rows"], totals["parse_failures"], totals["unmatched_spans"], result["seconds"])
@@ -477,5 +477,5 @@ def extract_partition(input_path: str | Path, output: str | Path, params: Extrac
     report = extract_file(part, output, params)
     report.update({"input": str(input_path), "partition": str(part), "shard_index": index,
                    "num_shards": num_shards, **counts})
-    write_json(sibling(output, "report.json"), report)
+    write_report(sibling(output, "report.json"), report)
     return report

@@ -137,6 +137,9 @@ def load_tokenizer(name_or_path: str) -> Any:
     from natfeed.model.scratch import CHAT_TEMPLATE
 
     tok = AutoTokenizer.from_pretrained(name_or_path)
+    # transformers saves how it was loaded (HF_HUB_OFFLINE=1 under `make run`, not under a bare `dvc repro`):
+    # left in, the saved tokenizer_config.json and so the models' md5 in dvc.lock would depend on the shell
+    getattr(tok, "init_kwargs", {}).pop("local_files_only", None)
     if not tok.chat_template:
         log.warning("%s has no chat template: using natfeed's <|user|>/<|assistant|> template", name_or_path)
         tok.chat_template = CHAT_TEMPLATE

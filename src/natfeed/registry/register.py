@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
+from natfeed.core.gitinfo import git_branch, git_commit
 from natfeed.core.io import file_md5
-from natfeed.core.tracking import git_branch, git_commit
 from natfeed.params import RegisterParams
 from natfeed.registry.promote import (
     CHALLENGER,
@@ -221,6 +221,14 @@ def experiment_name(champion_branches: list[str]) -> str | None:
     if branch is None or branch in champion_branches:
         return None
     return "detached" if branch == "HEAD" else f"branch-{branch}"
+
+
+def register_record(report: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``paths.register_record`` holds: the model's name and identity (weights, data and params), no
+    version or time, so that registering the same model again writes the same bytes."""
+    tags = report.get("tags") or {}
+    return {"model_name": report["model_name"], "identity": tags.get("natfeed.identity"),
+            "policy_digest": tags.get("natfeed.policy_digest")}
 
 
 def experiment_alias(name: str) -> str:

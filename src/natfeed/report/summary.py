@@ -7,13 +7,13 @@ any checkout after ``dvc repro`` (or ``dvc pull``); a stage that has not run sho
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from natfeed.core.categories import CATEGORIES
+from natfeed.core.io import read_report
 from natfeed.params.paths import PathsParams
 from natfeed.report.headline import lookup
 
@@ -35,12 +35,44 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+UPSTREAM: dict[str, tuple[str, ...]] = {
+    "ingest": (), "extract": ("ingest",), "extract_quality": ("extract",), "validate": ("extract",),
+    "build_kto": ("extract", "validate"), "train": ("build_kto",), "evaluate": ("train",),
+    "register": ("evaluate", "validate"),
+}
+"""The reports' stages and the stages whose reports each one is computed from (dvc.yaml's DAG)."""
+
+
 def _read(reports: Path, name: str) -> dict[str, Any] | None:
-    path = reports / f"{name}.json"
+    """The stage's report with its timings and run facts (``written_at``, ``git_commit``) merged back."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_report(reports / f"{name}.json")
     except (OSError, ValueError):
         return None
+
+
+def stale_stages(r: Mapping[str, Mapping[str, Any] | None]) -> dict[str, str]:
+    """Stages whose report was written before a report upstream of it (a partial ``dvc repro``), each with
+    the upstream stage that ran since. Reports without run facts (a fresh checkout) are never called stale."""
+    written = {name: str(rep.get("written_at")) for name, rep in r.items() if rep and rep.get("written_at")}
+    order = {name: i for i, name in enumerate(UPSTREAM)}  # ties go to the stage nearest downstream
+    newest: dict[str, tuple[str, int, str]] = {}  # stage -> (newest written_at upstream of it, order, that stage)
+    stale: dict[str, str] = {}
+    for name, ups in UPSTREAM.items():
+        candidates = [newest[u] for u in ups if u in newest] + [(written[u], order[u], u) for u in ups
+                                                                if u in written]
+        if candidates:
+            newest[name] = max(candidates)
+            if name in written and written[name] < newest[name][0]:
+                stale[name] = newest[name][2]
+    return stale
+
+
+def _mark_stale(lines: list[str], report: Mapping[str, Any], rerun: str) -> list[str]:
+    commit = str(report.get("git_commit") or "unknown")[:7] + ("+dirty" if report.get("git_dirty") else "")
+    first = lines[0]
+    label, text = first[:_LABEL], first[_LABEL + 1:]
+    return [_line(label.strip(), f"[stale: from {commit}, before {rerun} reran] {text}"), *lines[1:]]
 
 
 def _feedback_conversations(feedback: str) -> int | None:
@@ -137,7 +169,13 @@ def _evaluate(r: Mapping[str, Any] | None) -> list[str]:
     sanity = lookup(r, "sanity.policy")
     if sanity:
         text += f" · sanity answers right {sanity['right']}/{sanity['n']}"
-    return [_line("evaluate", text), _line("", "side by side: reports/side_by_side.html")]
+    lines = [_line("evaluate", text)]
+    others = [c for c in ("policy_vs_base", "policy_vs_sft", "sft_vs_base") if c != pm.get("comparison")]
+    rows = [(c, lookup(r, f"kto_reward.{c}")) for c in others]
+    shown = [f"{c} {fmt(k.get('accuracy'))} (CI {fmt(k.get('ci_low'))}–{fmt(k.get('ci_high'))})" for c, k in rows if k]
+    if shown:
+        lines.append(_line("", "reward accuracy " + " · ".join(shown)))
+    return lines + [_line("", "side by side: reports/side_by_side.html")]
 
 
 def _registry(r: Mapping[str, Any] | None) -> list[str]:
@@ -157,14 +195,20 @@ def _registry(r: Mapping[str, Any] | None) -> list[str]:
 def build_summary(paths: PathsParams, tracking_uri: str, commit: str | None = None) -> list[str]:
     """The summary's lines."""
     reports = Path(paths.reports_dir)
-    r = {name: _read(reports, name) for name in
-         ("ingest", "extract", "extract_quality", "validate", "build_kto", "train", "evaluate", "register")}
+    r = {name: _read(reports, name) for name in UPSTREAM}
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"natfeed run summary · {when}" + (f" · commit {commit}" if commit else "")]
-    lines += _data(r["ingest"])
-    lines += _feedback(r["extract"], _feedback_conversations(paths.feedback) if r["extract"] else None)
-    lines += _quality(r["extract_quality"]) + _validate(r["validate"]) + _kto(r["build_kto"])
-    lines += _train(r["train"]) + _evaluate(r["evaluate"]) + _registry(r["register"])
+    sections = {
+        "ingest": _data(r["ingest"]),
+        "extract": _feedback(r["extract"], _feedback_conversations(paths.feedback) if r["extract"] else None),
+        "extract_quality": _quality(r["extract_quality"]), "validate": _validate(r["validate"]),
+        "build_kto": _kto(r["build_kto"]), "train": _train(r["train"]), "evaluate": _evaluate(r["evaluate"]),
+        "register": _registry(r["register"]),
+    }
+    stale = stale_stages(r)
+    for name, section in sections.items():
+        report = r[name]
+        lines += _mark_stale(section, report, stale[name]) if name in stale and report else section
     lines += [
         _line("next", f". .venv/bin/activate && mlflow ui --backend-store-uri {tracking_uri}"),
         _line("", f"full reports in {paths.reports_dir}/ · dvc metrics show · dvc plots show · "

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from natfeed.core.conversation import Conversation
+from natfeed.core.io import read_report
 from natfeed.core.tables import CONVERSATION_SCHEMA
 from natfeed.extract.llm.base import STAT_KEYS, Answer, LLMExtractor
 from natfeed.extract.run import extract_file
@@ -170,7 +171,7 @@ def test_sigkill_mid_run_then_rerun_continues(tmp_path):
                                capture_output=True, text=True, timeout=300)
         assert clean.returncode == 0, clean.stderr[-2000:]
         total_requests = len(srv.requests) - before - resumed_requests
-    report = json.loads((tmp_path / "run" / "feedback.report.json").read_text())
+    report = read_report(tmp_path / "run" / "feedback.report.json")
     assert report["shards_resumed"] == killed_at and report["shards"] == 10
     assert resumed_requests < total_requests  # the finished shards were not asked again
     resumed, full = _rows(out), _rows(clean_out)
@@ -232,7 +233,7 @@ def test_kill_after_the_first_small_shard_then_rerun_resumes_from_it(tmp_path):
                                capture_output=True, text=True, timeout=300)
         assert rerun.returncode == 0, rerun.stderr[-2000:]
         asked_again = len(srv.requests) - before
-    report = json.loads((tmp_path / "run" / "feedback.report.json").read_text())
+    report = read_report(tmp_path / "run" / "feedback.report.json")
     done_requests = sum(manifest["shards"][str(i)]["requests"] for i in range(killed_at))
     assert report["shards_resumed"] == killed_at and asked_again == report["requests"] - done_requests
     assert report["requests"] == report["user_turns"] and report["shards"] > killed_at

@@ -66,3 +66,24 @@ def test_stages_that_did_not_run_are_named(tmp_path: Path) -> None:
 
 def test_fmt() -> None:
     assert fmt(0.6739130434782609) == "0.674" and fmt(12345) == "12,345" and fmt(None) == "-" and fmt(True) == "yes"
+
+
+def test_lines_older_than_an_upstream_rerun_are_marked_with_their_commit(tmp_path: Path) -> None:
+    paths = _paths(tmp_path, REPORTS)
+    for name in REPORTS:  # run facts as write_report leaves them: ingest and extract reran after the rest
+        when = "2026-12-07T10:00:00+00:00" if name in ("ingest", "extract") else "2026-12-06T09:00:00+00:00"
+        (tmp_path / "reports" / f"{name}.timings.json").write_text(
+            json.dumps({"written_at": when, "git_commit": f"{len(name):03d}4567890abc", "git_dirty": False}))
+    lines = build_summary(paths, "sqlite:///x.db")
+    marked = [line for line in lines if "[stale" in line]
+    assert len(marked) == 6 and all("before extract reran" in line for line in marked)
+    assert any(line.startswith("train      [stale: from 0054567, before extract reran] SFT 3 steps") for line in lines)
+    assert not any("[stale" in line for line in lines if line.startswith(("data ", "feedback ")))
+    assert max(map(len, lines)) <= WIDTH
+
+
+def test_evaluate_shows_policy_vs_base_beside_the_primary_comparison(tmp_path: Path) -> None:
+    reports = {**REPORTS, "evaluate": {**REPORTS["evaluate"], "kto_reward": {
+        "policy_vs_sft": {"n": 6}, "policy_vs_base": {"accuracy": 0.8333, "ci_low": 0.44, "ci_high": 0.97, "n": 6}}}}
+    text = "\n".join(build_summary(_paths(tmp_path, reports), "sqlite:///x.db"))
+    assert "policy_vs_base 0.833 (CI 0.44–0.97)" in text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -10,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from natfeed.cli import app
+from natfeed.core.io import read_report
 from natfeed.core.tables import FEEDBACK_SCHEMA
 from natfeed.extract.llm.base import STAT_KEYS
 from natfeed.extract.llm.prompts import PAPER_GUIDELINES, TURN_CHOICES, TURN_GUIDELINES
@@ -54,7 +54,7 @@ def test_cli_turn_mode_writes_valid_rows(tiny, tmp_path):
     out = tmp_path / "out" / "feedback.parquet"
     _run(["extract", "--input", str(conv), "--output", str(out), "--backend", "transformers", "--model",
           str(tiny), "--mode", "turn", "--params", str(_params_file(tmp_path))])
-    report = json.loads((tmp_path / "out" / "feedback.report.json").read_text())
+    report = read_report(tmp_path / "out" / "feedback.report.json")
     table = pq.read_table(out)
     assert table.schema.equals(FEEDBACK_SCHEMA)
     assert report["conversations"] == 5 and report["user_turns"] == 9 and report["requests"] == 9
@@ -96,7 +96,7 @@ def test_paper_mode_and_paper_loop_fixed_length(tiny, tmp_path):
         out = tmp_path / backend / "feedback.parquet"
         _run(["extract", "--input", str(conv), "--output", str(out), "--backend", backend, "--model", str(tiny),
               "--mode", "paper", "--params", str(_params_file(tmp_path, llm=llm))])
-        report = json.loads((tmp_path / backend / "feedback.report.json").read_text())
+        report = read_report(tmp_path / backend / "feedback.report.json")
         assert report["requests"] == 4 and report["generated_tokens"] == 24  # EOS ignored: 6 tokens each
         assert report["extractor"] == f"{backend}-paper:tiny-llama"
         assert pq.read_table(out).schema.equals(FEEDBACK_SCHEMA)
