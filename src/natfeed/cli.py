@@ -191,7 +191,7 @@ def extract(
         result = extract_file(input, output, p)
     if paper_csv:
         write_paper_csv(output, paper_csv)
-    typer.echo(f"{result['conversations']} conversations, {result['user_turns']} judged turns -> "
+    typer.echo(f"{result['conversations']} conversations, {result['judged_turns']} judged turns -> "
                f"{result['rows']} feedback rows {result['rows_per_category']} in {result['seconds']}s")
     if result.get("rows_rejected") or result.get("rows_duplicate"):
         typer.echo(f"{result['rows_rejected']} rows rejected, {result['rows_duplicate']} duplicate conversations "

@@ -153,7 +153,7 @@ def test_the_real_model_extracts_feedback_and_counts_parse_failures(repo, tmp_pa
     res = run([sys.executable, "-m", "natfeed.cli", "extract", "-i", str(tmp_path / "five.parquet"), "-o", str(out),
                "--backend", "transformers", "--model", str(repo / "models/base"), "--mode", "turn"], repo)
     report = json.loads((tmp_path / "fb.report.json").read_text())
-    assert report["conversations"] == 5 and report["requests"] == report["user_turns"] > 0, res.stdout
+    assert report["conversations"] == 5 and report["requests"] == report["judged_turns"] > 0, res.stdout
     assert report["parse_failures"] == 0  # turn mode scores the allowed labels: every answer is one of them
     rows = pd.read_parquet(out)
     assert len(rows) == report["rows"] and rows["extractor"].str.startswith("transformers-turn:base").all()

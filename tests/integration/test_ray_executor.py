@@ -105,7 +105,7 @@ def test_killed_ray_run_resumes_from_its_finished_shards(tmp_path):
     done_requests = sum(manifest["shards"][str(i)]["requests"] for i in range(killed_at))
     assert report["shards_resumed"] == killed_at and report["shards"] > killed_at
     assert asked_again == report["requests"] - done_requests  # the finished shards were not asked again
-    assert report["requests"] == report["user_turns"] == _report(clean_out)["requests"]
+    assert report["requests"] == report["judged_turns"] == _report(clean_out)["requests"]
     pd.testing.assert_frame_equal(_rows(out), _rows(clean_out))
     assert not _rows(out).duplicated(["conversation_id", "feedback_turn"]).any()
     assert "ray: 2 actor(s) of openai" in log
@@ -160,7 +160,7 @@ def test_vllm_on_ray_actors_gives_the_rows_of_the_local_engine(tmp_path, tiny_vl
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-5000:]
         outs[executor] = out
     local, ray = _report(outs["local"]), _report(outs["ray"])
-    assert local["requests"] == ray["requests"] == local["user_turns"] > 4
+    assert local["requests"] == ray["requests"] == local["judged_turns"] > 4
     assert local["shards"] == ray["shards"] >= 2 and local["prompt_tokens"] == ray["prompt_tokens"]
     pd.testing.assert_frame_equal(_rows(outs["local"]).drop(columns=["confidence"]),
                                   _rows(outs["ray"]).drop(columns=["confidence"]))

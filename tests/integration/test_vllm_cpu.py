@@ -79,7 +79,7 @@ def test_turn_mode_end_to_end_and_resume(setup):
     report = read_report(out.parent / "feedback.report.json")
     for key in (*STAT_KEYS, "conversations_per_second", "conversations", "user_turns", "rows", "shards"):
         assert key in report, key
-    assert report["conversations"] >= 5 and report["requests"] == report["user_turns"] > 0
+    assert report["conversations"] >= 5 and report["requests"] == report["judged_turns"] > 0
     assert report["prompt_tokens"] > 1000 * report["requests"]  # the guidelines + context, not truncated away
     assert report["generated_tokens"] >= report["requests"]
     assert report["parse_failures"] == 0  # choice-constrained: every answer is a label
@@ -130,7 +130,7 @@ def test_turn_mode_content_free_calibration(setup, tmp_path):
     res = _extract({**setup, "params": params, "raw": raw}, out, "--mode", "turn")
     report = read_report(tmp_path / "feedback.report.json")
     assert report["extractor"].endswith("+content_free") and report["parse_failures"] == 0
-    assert report["requests"] == report["user_turns"] >= 5  # one judged turn = one request in the report
+    assert report["requests"] == report["judged_turns"] >= 5  # one judged turn = one request in the report
     assert report["generated_tokens"] >= report["requests"]  # each answer's label tokens
     rows = _check_rows(out, raw)
     assert len(rows) == report["rows"] > 0

@@ -23,6 +23,10 @@ class NatfeedError(Exception):
     exit_code = EXIT_USAGE
 
 
+class UsageError(NatfeedError, ValueError):
+    """A wrong value or an input natfeed cannot use (exit 2); still a ``ValueError`` for callers that catch it."""
+
+
 class CheckFailed(NatfeedError):
     """The data failed a check, or the gate refused a promotion."""
 
@@ -47,9 +51,10 @@ def message(err: BaseException) -> str:
 
 
 def unexpected(err: BaseException, hint: str) -> str:
-    """One line for an error natfeed did not foresee (a bug, or a library failing)."""
-    first = (str(err).strip().splitlines() or [""])[0][:300]
-    return f"error: {type(err).__name__}: {first}\n({hint} for the traceback)"
+    """Two lines for an error natfeed did not foresee (a bug, or a library failing): what it said, then where to
+    look; the exception's class only on the second line."""
+    first = (str(err).strip().splitlines() or [""])[0][:300] or "failed without a message"
+    return f"error: {first}\n(unexpected {type(err).__name__}: {hint} for the traceback)"
 
 
 def run_stage(main: Callable[[], int | None]) -> None:

@@ -114,12 +114,30 @@ def resolve_min_confidence(p: BuildKtoParams, feedback: pd.DataFrame, gold_path:
     return {c: t["threshold"] for c, t in table.items()}, {"validation_parts": validation, "per_category": table}
 
 
-def split_conversations(ids: pd.Series, test_size: float, seed: int) -> set[str]:
-    """The conversation ids of the test split (seeded, at least one when there are two or more)."""
+def split_conversations(ids: pd.Series, test_size: float, seed: int, labels: pd.Series | None = None) -> set[str]:
+    """The conversation ids of the test split (seeded, at least one when there are two or more).
+
+    With ``labels`` (aligned with ``ids``) the split is stratified: conversations are grouped by the labels
+    they hold (only desirable, only undesirable, both) and each group gives its share of the test split, so
+    the test set has the training set's label balance rather than what the shuffle happened to draw."""
     unique = sorted(set(ids))
-    random.Random(seed).shuffle(unique)
     n_test = min(len(unique) - 1, max(1, round(len(unique) * test_size))) if len(unique) > 1 else 0
-    return set(unique[:n_test])
+    rng = random.Random(seed)
+    if labels is None:
+        rng.shuffle(unique)
+        return set(unique[:n_test])
+    held: dict[str, set[int]] = defaultdict(set)
+    for cid, label in zip(ids, labels, strict=True):
+        held[cid].add(int(label))
+    strata: dict[tuple[int, ...], list[str]] = defaultdict(list)
+    for cid in unique:
+        strata[tuple(sorted(held[cid]))].append(cid)
+    ranked: list[tuple[float, int, str]] = []
+    for order, key in enumerate(sorted(strata)):
+        members = strata[key]
+        rng.shuffle(members)
+        ranked += [((i + 0.5) / len(members), order, cid) for i, cid in enumerate(members)]
+    return {cid for _, _, cid in sorted(ranked)[:n_test]}
 
 
 def to_kto(rows: pd.DataFrame) -> pd.DataFrame:
@@ -154,7 +172,7 @@ def build_kto(feedback: pd.DataFrame, p: BuildKtoParams,
     kept, conf_dropped = apply_thresholds(feedback, thresholds)
     selected = select_rows(kept, p)
     balanced = downsample(selected, p)
-    test_ids = split_conversations(balanced["conversation_id"], p.test_size, p.seed)
+    test_ids = split_conversations(balanced["conversation_id"], p.test_size, p.seed, balanced["label"])
     is_test = balanced["conversation_id"].isin(test_ids)
     frames = {
         "kto_train": to_kto(balanced[~is_test]), "kto_test": to_kto(balanced[is_test]),
@@ -174,6 +192,8 @@ def build_kto(feedback: pd.DataFrame, p: BuildKtoParams,
         "rows_per_category": dict(sorted(per_cat.items())),
         **{f"{k}_rows": int(len(v)) for k, v in frames.items()},
         "test_conversations": len(test_ids),
+        "test_desirable": int(frames["kto_test"]["label"].sum()),
+        "test_undesirable": int((~frames["kto_test"]["label"].astype(bool)).sum()),
     }
     return frames, report
 

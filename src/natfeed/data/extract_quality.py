@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from natfeed.core.categories import CATEGORIES, NONE, feedback_turn_to_user_turn
-from natfeed.core.errors import NatfeedError
+from natfeed.core.errors import NatfeedError, UsageError
 
 LABELS: tuple[str, ...] = (*CATEGORIES, NONE)
 """Row/column order of the confusion matrix."""
@@ -29,12 +29,12 @@ Labels = Mapping[Hashable, str]
 def _check(gold: Labels, pred: Labels) -> None:
     if set(gold) != set(pred):
         missing, extra = len(set(gold) - set(pred)), len(set(pred) - set(gold))
-        raise ValueError(
+        raise UsageError(
             f"gold and pred must cover the same turns ({missing} turns lack a prediction, {extra} are not in gold)"
         )
     unknown = {v for v in (*gold.values(), *pred.values()) if v not in LABELS}
     if unknown:
-        raise ValueError(f"unknown labels {sorted(unknown)}; expected one of {LABELS}")
+        raise UsageError(f"unknown labels {sorted(unknown)}; expected one of {LABELS}")
 
 
 def prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:

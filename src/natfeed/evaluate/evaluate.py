@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from natfeed.core.device import cpu_threads, resolve_device, resolve_dtype
+from natfeed.core.errors import UsageError
 from natfeed.core.io import write_report
 from natfeed.evaluate.likelihood import completion_logps, generate_replies, load_causal_lm
 from natfeed.evaluate.metrics import Z95, wilson_interval, win_rate
@@ -224,7 +225,7 @@ def run_evaluate(test: pd.DataFrame, model_dirs: Mapping[str, str | Path],
                  params: EvaluateParams) -> Evaluation:
     """Every figure of the evaluate stage, the side-by-side sheet and the DVC plot tables."""
     if test.empty:
-        raise ValueError("the KTO test split is empty: build_kto needs more conversations "
+        raise UsageError("the KTO test split is empty: build_kto needs more conversations "
                          "(or a larger build_kto.test_size)")
     start = time.perf_counter()
     labels = test["label"].astype(bool).to_numpy()

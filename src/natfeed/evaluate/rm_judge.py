@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from natfeed.core.errors import UsageError
 from natfeed.evaluate.metrics import compare_scores
 from natfeed.params import RmJudgeParams
 
@@ -31,7 +32,7 @@ def rm_scores(model: Any, tokenizer: Any, prompts: Sequence[Sequence[Mapping[str
     import torch
 
     if model.config.num_labels != 1:
-        raise ValueError(f"the reward model has {model.config.num_labels} outputs; a judge RM must have one "
+        raise UsageError(f"the reward model has {model.config.num_labels} outputs; a judge RM must have one "
                          "(num_labels=1), its score")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     if model.config.pad_token_id is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from natfeed.core.errors import UsageError
 from natfeed.extract.base import Extractor, TurnClassifierExtractor
 from natfeed.params import ExtractParams
 
@@ -67,5 +68,5 @@ def make_extractor(params: ExtractParams) -> Extractor:
     try:
         factory = _FACTORIES[params.backend]
     except KeyError:
-        raise ValueError(f"unknown backend {params.backend!r}; available: {sorted(_FACTORIES)}") from None
+        raise UsageError(f"unknown backend {params.backend!r}; available: {sorted(_FACTORIES)}") from None
     return factory(params)

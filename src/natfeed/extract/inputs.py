@@ -64,6 +64,7 @@ class ConversationReader:
     rows_kept: int = 0
     rows_rejected: int = 0
     rows_duplicate: int = 0
+    user_turns: int = 0  # user messages in the kept conversations (judged or not)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     _seen: set[str] = field(default_factory=set, repr=False)
 
@@ -93,6 +94,7 @@ class ConversationReader:
             return False
         self._seen.add(conv.conversation_id)
         self.rows_kept += 1
+        self.user_turns += count_user_turns(conv)
         return True
 
     def _conversations(self) -> Iterator[Conversation]:
@@ -134,10 +136,10 @@ class ConversationReader:
         if chunk:
             yield chunk
 
-    def admit(self, item: dict[str, Any] | str, conversation: bool = False) -> bool:
+    def admit(self, item: dict[str, Any] | str, conversation: bool = False, user_turns: int = 0) -> bool:
         """Count one line decoded elsewhere (:func:`decode_chunk`): a dict is its ``rejected`` row; a string is a
         conversation id, of a copy of an earlier conversation, or, with ``conversation``, of a conversation
-        that is kept (True) unless its id was seen before."""
+        that is kept (True) unless its id was seen before (``user_turns``: its user messages)."""
         self.rows_read += 1
         if isinstance(item, dict):
             self.rows_rejected += 1
@@ -148,6 +150,7 @@ class ConversationReader:
         if conversation and item not in self._seen:
             self._seen.add(item)
             self.rows_kept += 1
+            self.user_turns += user_turns
             return True
         self.rows_duplicate += 1
         return False
@@ -170,6 +173,11 @@ class ConversationReader:
                 buf = []
         if buf:
             yield buf
+
+
+def count_user_turns(conv: Conversation) -> int:
+    """The conversation's user messages (the first one is never judged: it has no reply before it)."""
+    return sum(1 for m in conv.messages if m["role"] == "user")
 
 
 def decode_chunk(chunk: list[tuple[str, int, bytes]]) -> list[Conversation | dict[str, Any] | str]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
+from natfeed.core.errors import UsageError
 from natfeed.core.io import ParquetSink, read_report, sibling, write_report
 from natfeed.core.tables import CONVERSATION_SCHEMA, FEEDBACK_SCHEMA, REJECTED_SCHEMA
 from natfeed.extract.inputs import iter_conversation_batches
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 def shard_of(conversation_id: str, num_shards: int) -> int:
     """The shard (0 .. num_shards-1) of a conversation: blake2b of its id, so not Python's salted hash."""
     if num_shards < 1:
-        raise ValueError(f"num_shards must be >= 1, got {num_shards}")
+        raise UsageError(f"num_shards must be >= 1, got {num_shards}")
     digest = hashlib.blake2b(conversation_id.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") % num_shards
 
@@ -57,7 +58,7 @@ def write_partition(input_path: str | Path, out: str | Path, index: int, num_sha
     """Write the conversations of shard ``index`` (normalised; languages detected) to ``out``. Malformed
     raw rows are quarantined by shard 0 only, so that the merged report counts them once."""
     if not 0 <= index < num_shards:
-        raise ValueError(f"shard index {index} is not in 0..{num_shards - 1}")
+        raise UsageError(f"shard index {index} is not in 0..{num_shards - 1}")
     kept = seen = 0
     rejected = ParquetSink(sibling(out, "rejected.parquet"), REJECTED_SCHEMA, 1000) if index == 0 else None
     with ParquetSink(out, CONVERSATION_SCHEMA, 2000) as sink:
@@ -75,7 +76,7 @@ def write_partition(input_path: str | Path, out: str | Path, index: int, num_sha
     return {"conversations_seen": seen, "conversations_in_shard": kept, "rows_rejected": rows_rejected}
 
 
-SUMMED = ("conversations", "user_turns", "rows", "rows_rejected", "requests", "prompt_tokens",
+SUMMED = ("conversations", "user_turns", "judged_turns", "rows", "rows_rejected", "requests", "prompt_tokens",
           "generated_tokens", "parse_failures", "unmatched_spans")
 
 
@@ -86,7 +87,7 @@ def merge_outputs(parts: Sequence[str | Path], output: str | Path) -> dict[str, 
     n = {r.get("num_shards") for r in reports}
     indices = sorted(r.get("shard_index", -1) for r in reports)
     if len(n) != 1 or indices != list(range(next(iter(n)) or 0)):
-        raise ValueError(f"parts are shards {indices} of {sorted(n, key=str)}: give every shard 0..n-1 of one "
+        raise UsageError(f"parts are shards {indices} of {sorted(n, key=str)}: give every shard 0..n-1 of one "
                          "run exactly once")
     merged: dict[str, Any] = {k: sum(int(r.get(k) or 0) for r in reports) for k in SUMMED}
     per_category: Counter[str] = Counter()
@@ -96,7 +97,7 @@ def merge_outputs(parts: Sequence[str | Path], output: str | Path) -> dict[str, 
             sink.write_table(table)
             per_category.update(table.column("category").to_pylist())
         if merged["rows"] != sum(per_category.values()):
-            raise ValueError(f"reports count {merged['rows']} rows but the parts hold {sum(per_category.values())}")
+            raise UsageError(f"reports count {merged['rows']} rows but the parts hold {sum(per_category.values())}")
     seconds = max(float(r.get("seconds") or 0) for r in reports)
     merged.update({"input": reports[0].get("input"), "output": str(output), "extractor": reports[0].get("extractor"),
                    "num_shards": len(reports), "rows_per_category": dict(sorted(per_category.items())),

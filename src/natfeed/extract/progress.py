@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from typing import Any
 
@@ -44,6 +45,16 @@ class RequestProgress:
         self.bar = tqdm(total=total, initial=resumed, desc=f"extract ({label})", unit=" req", file=self.stream,
                         dynamic_ncols=True, smoothing=0.1) if self.tty else None
         self.warned = False
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        if self.bar is None and every_s > 0:  # off a terminal: a line every every_s, even inside a long batch
+            self._ticker = threading.Thread(target=self._tick, name="natfeed-progress", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self._last_log = time.monotonic()
+            log.info("%s", self.line())
 
     @property
     def rate(self) -> float:
@@ -61,9 +72,6 @@ class RequestProgress:
         if self.bar is not None:
             self.bar.update(requests)
             self.bar.set_postfix(parse_failures=self.failures, refresh=False)
-        elif time.monotonic() - self._last_log >= self.every_s:
-            self._last_log = time.monotonic()
-            log.info("%s", self.line())
 
     def line(self) -> str:
         """One progress line: done/total, share, rate, ETA, parse failures."""
@@ -88,5 +96,8 @@ class RequestProgress:
             log.warning("%s", message)
 
     def close(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=1)
         if self.bar is not None:
             self.bar.close()

@@ -30,7 +30,7 @@ from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
 from natfeed.extract.backends import PER_TURN_BACKENDS, make_extractor
 from natfeed.extract.base import Extractor, batch_rows
 from natfeed.extract.checkpoint import ShardStore, run_key
-from natfeed.extract.inputs import ConversationReader, decode_chunk
+from natfeed.extract.inputs import ConversationReader, count_user_turns, decode_chunk
 from natfeed.extract.llm.base import STAT_KEYS as LLM_STAT_KEYS
 from natfeed.extract.partition import partition_path, write_partition
 from natfeed.extract.progress import RequestProgress
@@ -75,7 +75,7 @@ def _work(batch: list[Conversation]) -> tuple[list[dict[str, Any]], int, int]:
 
 
 def _work_lines(chunk: list[tuple[str, int, bytes]]) -> list[Any]:
-    """Raw lines -> per line, in order: (conversation id, its feedback rows, judged turns), a rejected row or a
+    """Raw lines -> per line, in order: (conversation id, its feedback rows, judged turns, user turns), a rejected row or a
     duplicate id (:func:`decode_chunk`): the worker decodes, so the main process only reads bytes."""
     assert _WORKER is not None
     items = decode_chunk(chunk)
@@ -83,7 +83,7 @@ def _work_lines(chunk: list[tuple[str, int, bytes]]) -> list[Any]:
     by_id: dict[str, list[dict[str, Any]]] = {c.conversation_id: [] for c in convs}
     for row in batch_rows(_WORKER, convs, _DETECT):
         by_id[row["conversation_id"]].append(row)
-    return [(c.conversation_id, by_id[c.conversation_id], sum(1 for _ in judged_turns(c)))
+    return [(c.conversation_id, by_id[c.conversation_id], sum(1 for _ in judged_turns(c)), count_user_turns(c))
             if isinstance(c, Conversation) else c for c in items]
 
 
@@ -106,7 +106,7 @@ def _line_results(reader: ConversationReader, params: ExtractParams, detect: tup
             rows, n_conv, n_turns = [], 0, 0
             for entry in entries:
                 if isinstance(entry, tuple):
-                    if reader.admit(entry[0], conversation=True):
+                    if reader.admit(entry[0], conversation=True, user_turns=entry[3]):
                         rows += entry[1]
                         n_conv += 1
                         n_turns += entry[2]
@@ -177,7 +177,7 @@ def extract_file(
         return _extract_sharded(reader, output, params, extractor)
     identity = (extractor or make_extractor(params)).identity
     start = time.perf_counter()
-    user_turns = 0
+    judged = 0
     per_category: Counter[str] = Counter()
     with (
         ParquetSink(output, FEEDBACK_SCHEMA, 5000) as sink,
@@ -195,19 +195,19 @@ def extract_file(
             for row in rows:
                 sink.add(row)
                 per_category[row["category"]] += 1
-            user_turns += n_turns
+            judged += n_turns
             bar.update(n_conv)
         bar.close()
         reader.check_any_kept()  # inside the sinks: an input of nothing but rejected rows writes nothing
     seconds = time.perf_counter() - start
-    report = _report(reader, output, identity, user_turns, per_category, seconds, reader.rows_kept, {})
+    report = _report(reader, output, identity, judged, per_category, seconds, reader.rows_kept, {})
     write_report(sibling(output, "report.json"), report)
     log.info("extract: %d conversations, %d judged turns, %d feedback rows in %.1fs",
-             reader.rows_kept, user_turns, report["rows"], seconds)
+             reader.rows_kept, judged, report["rows"], seconds)
     return report
 
 
-def _report(reader: ConversationReader, output: str | Path, identity: str, user_turns: int,
+def _report(reader: ConversationReader, output: str | Path, identity: str, judged: int,
             per_category: Counter[str], seconds: float, done_now: int, counters: dict[str, int]) -> dict[str, Any]:
     if reader.rows_read == 0:
         log.warning("extract: %s holds no rows: wrote an empty feedback table", reader.path)
@@ -217,7 +217,8 @@ def _report(reader: ConversationReader, output: str | Path, identity: str, user_
         "extractor": identity,
         "conversations": reader.rows_kept,
         **reader.counts(),
-        "user_turns": user_turns,
+        "user_turns": reader.user_turns,  # every user message of the kept conversations
+        "judged_turns": judged,  # those after a reply, from the 2nd on: what the extractor judged
         "rows": sum(per_category.values()),
         "rows_per_category": dict(sorted(per_category.items())),
         "seconds": round(seconds, 3),

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from natfeed.core.errors import UsageError
 from natfeed.params.model import ScratchParams
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ def build_base_model(conversations: Sequence[Sequence[Message]], params: Scratch
     import torch
 
     if not conversations:
-        raise ValueError("no conversations to build the base model from: run the ingest stage first")
+        raise UsageError("no conversations to build the base model from: run the ingest stage first")
     start = time.perf_counter()
     if params.torch_threads:
         torch.set_num_threads(params.torch_threads)

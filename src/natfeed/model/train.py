@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from natfeed.core.errors import UsageError
 from natfeed.params import LoraParams, ParamsError, TrainParams
 from natfeed.params.model import check_keys, trl_config_class
 
@@ -103,7 +104,7 @@ def load_dataset(path: str | Path, columns: list[str]) -> Any:
 
     table = pq.read_table(path, columns=columns)
     if table.num_rows == 0:
-        raise ValueError(f"{path} has no rows: nothing to train on (check the extract and build_kto reports)")
+        raise UsageError(f"{path} has no rows: nothing to train on (check the extract and build_kto reports)")
     return Dataset(table)
 
 
@@ -232,7 +233,10 @@ def run_sft(model: str, dataset: Any, params: TrainParams, out_dir: str | Path,
     trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
                          train_dataset=trim_prompts(dataset, tokenizer, params.max_prompt_tokens),
                          peft_config=lora_config(params.lora), callbacks=[_metrics_callback("sft", on_log)])
-    return _fit(trainer, out_dir, params.lora, start, len(dataset))
+    trained = len(trainer.train_dataset)
+    report = _fit(trainer, out_dir, params.lora, start, trained)
+    report["examples_given"] = len(dataset)
+    return report
 
 
 def run_kto(model: str | Path, dataset: Any, params: TrainParams, out_dir: str | Path,
@@ -246,11 +250,38 @@ def run_kto(model: str | Path, dataset: Any, params: TrainParams, out_dir: str |
     adapter = (Path(model) / ADAPTER_CONFIG).exists()
     policy = load_model(model, trainable=True) if adapter else str(model)
     tokenizer = load_tokenizer(str(model))
-    trainer = KTOTrainer(model=policy, args=args, processing_class=tokenizer,
-                         train_dataset=trim_prompts(dataset, tokenizer, params.max_prompt_tokens),
+    data = trim_prompts(dataset, tokenizer, params.max_prompt_tokens)
+    if args.max_length is not None:  # what TRL would drop as fully truncated, dropped (and counted) here
+        data = data.filter(lambda row: _prompt_tokens(row["prompt"], tokenizer) < args.max_length)
+    labels = [bool(x) for x in data["label"]]
+    n_d, n_u = sum(labels), len(labels) - sum(labels)
+    weight = args.desirable_weight
+    if params.kto_weights == "advised":
+        weight = advised_desirable_weight(n_d, n_u, args.desirable_weight, args.undesirable_weight)
+        if weight != args.desirable_weight:
+            log.info("KTO trains on %d desirable / %d undesirable examples: desirable_weight %s -> %s (TRL's "
+                     "advised range; train.kto_weights: as_set keeps it)", n_d, n_u, args.desirable_weight, weight)
+            args.desirable_weight = weight
+    trainer = KTOTrainer(model=policy, args=args, processing_class=tokenizer, train_dataset=data,
                          peft_config=None if adapter else lora_config(params.lora),
                          callbacks=[_metrics_callback("kto", on_log)])
-    return _fit(trainer, out_dir, params.lora, start, len(dataset))
+    trained = len(trainer.train_dataset)
+    report = _fit(trainer, out_dir, params.lora, start, trained)
+    report.update({"examples_given": len(dataset), "dropped_truncated": len(dataset) - trained,
+                   "desirable": n_d, "undesirable": n_u, "desirable_weight": weight,
+                   "undesirable_weight": args.undesirable_weight})
+    return report
+
+
+def advised_desirable_weight(n_d: int, n_u: int, w_d: float, w_u: float) -> float:
+    """``w_d`` when ``w_d * n_d / (w_u * n_u)`` is in [1, 4/3] (the KTO paper's Eq. 8, which TRL checks, with its
+    bounds rounded to 2 decimals) or one label is missing; otherwise the middle of that range, rounded."""
+    if not n_d or not n_u or n_d == n_u and w_d == w_u:
+        return w_d
+    low, high = round(n_u * w_u / n_d, 2), round(n_u * w_u / n_d * 1.33, 2)
+    if low <= w_d <= high:
+        return w_d
+    return round((low + high) / 2, 2)
 
 
 def train(params: TrainParams, kto_dir: str | Path, sft_dir: str | Path, policy_dir: str | Path,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -111,6 +111,10 @@ class TrainParams(Section):
                                           "system message stays) until it fits; null = keep whole prompts")
     sft: dict[str, Any] = Field(default_factory=_sft_defaults, description="trl.SFTConfig fields")
     kto: dict[str, Any] = Field(default_factory=_kto_defaults, description="trl.KTOConfig fields")
+    kto_weights: Literal["advised", "as_set"] = Field(
+        "advised", description="advised: when the examples KTO trains on (after TRL drops fully truncated ones) "
+        "put desirable_weight outside TRL's advised range [n_u*w_u/n_d, 1.33*n_u*w_u/n_d], set it inside "
+        "(reported in train.json); as_set: use train.kto.desirable_weight as written")
     lora: LoraParams = Field(default_factory=LoraParams)
 
 

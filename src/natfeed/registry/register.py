@@ -174,6 +174,16 @@ def _merged_copy(adapter_dir: Path, out: Path) -> Path:
     return out
 
 
+def _named(source: Path, name: str) -> dict[str, Any]:
+    """The model and tokenizer in memory, the model named ``name``: MLflow's chat responses give that name as
+    their ``"model"`` (from a folder they would give its local path)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(source))
+    model.name_or_path = name  # what MLflow records as the source model's name
+    return {"model": model, "tokenizer": AutoTokenizer.from_pretrained(str(source))}
+
+
 def log_policy(policy_dir: str | Path, mode: str, params: RegisterParams) -> Any:
     """Log the policy into the active MLflow run; return MLflow's ModelInfo."""
     policy = Path(policy_dir).resolve()  # absolute: a relative path would look like a Hub id
@@ -195,7 +205,7 @@ def _log(policy: Path, adapter: bool, mode: str, params: RegisterParams, config:
 
     if mode == "full":
         source = _merged_copy(policy, tmp) if adapter else policy
-        return mlflow.transformers.log_model(str(source), name="model", task="llm/v1/chat",
+        return mlflow.transformers.log_model(_named(source, params.model_name), name="model", task="llm/v1/chat",
                                              pip_requirements=pip_requirements(False),
                                              model_config={"max_new_tokens": params.max_new_tokens})
     if mode == "adapter":

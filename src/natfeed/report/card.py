@@ -154,8 +154,8 @@ def render(params: DatasetCardParams, conversations: pd.DataFrame, feedback: pd.
               f"kto = load_dataset(\"parquet\", data_files={{\"train\": \"{folder}/kto/kto_train.parquet\", "
               f"\"test\": \"{folder}/kto/kto_test.parquet\"}})",
               "```", "", "## How it was extracted", "",
-              f"Extractor `{extract.get('extractor', '-')}` over {fmt(extract.get('user_turns'))} judged user turns "
-              "(every user turn after the first). The heuristic weighs multilingual cue lexicons, the shape of the "
+              f"Extractor `{extract.get('extractor', '-')}` over {fmt(extract.get('judged_turns', extract.get('user_turns')))} "
+              f"judged user turns (every user turn after the first, of {fmt(extract.get('user_turns'))} in all). The heuristic weighs multilingual cue lexicons, the shape of the "
               "turn and its similarity to the user's earlier turns; the LLM backends (vLLM, transformers, any "
               "OpenAI-compatible server) label each turn or use the paper's prompt. Ingest first drops malformed "
               "rows (kept with their reason in `conversations.rejected.parquet`) and duplicates.", "",

@@ -108,7 +108,8 @@ def _feedback(r: Mapping[str, Any] | None, with_feedback: int | None) -> list[st
     convs = r.get("conversations") or 0
     share = (f" ({100 * with_feedback / convs:.1f}% of {fmt(convs)} conversations have feedback)"
              if with_feedback is not None and convs else "")
-    head = f"{fmt(r['rows'])} feedback rows in {fmt(r.get('user_turns'))} judged user turns{share}, {r['extractor']}"
+    judged = r.get("judged_turns", r.get("user_turns"))  # reports before judged_turns counted judged turns there
+    head = f"{fmt(r['rows'])} feedback rows in {fmt(judged)} judged user turns{share}, {r['extractor']}"
     per = r.get("rows_per_category", {})
     cats = " · ".join(f"{c} {fmt(per.get(c, 0))}" for c in CATEGORIES)
     return [_line("feedback", head), _line("", cats)]

@@ -76,7 +76,7 @@ def ingest_and_extract(corpus: CorpusParams, ingest: IngestParams, extract: Extr
     (out / "conversations.ingest.json").write_text(json.dumps(ingest_report, indent=2) + "\n", encoding="utf-8")
     extract_report = extract_file(out / "conversations.parquet", out / "feedback.parquet", extract)
     return {"file": f"{corpus.package}/{corpus.file}", "sha256": corpus.sha256, "ingest": ingest_report,
-            "extract": {k: extract_report[k] for k in ("conversations", "user_turns", "rows", "rows_per_category",
+            "extract": {k: extract_report[k] for k in ("conversations", "user_turns", "judged_turns", "rows", "rows_per_category",
                                                        "seconds", "extractor") if k in extract_report}}
 
 

@@ -83,3 +83,14 @@ def test_build_kto_frames_are_trl_shaped_and_disjoint():
     assert report["weighted_ratio"] == pytest.approx(1.0)
     assert (frames["sft_train"].shape[0] + frames["sft_test"].shape[0]) == 40
     assert report["kto_train_rows"] + report["kto_test_rows"] == 80
+
+
+def test_stratified_split_keeps_the_label_balance_and_whole_conversations():
+    ids = [f"d{i}" for i in range(10)] + [f"u{i}" for i in range(40)] + ["m1", "m1", "m2", "m2"]
+    labels = [1] * 10 + [-1] * 40 + [1, -1, 1, -1]
+    for seed in range(5):
+        test = split_conversations(pd.Series(ids), 0.2, seed, pd.Series(labels))
+        assert len(test) == round(52 * 0.2)
+        assert sum(t.startswith("d") for t in test) == 2 and sum(t.startswith("u") for t in test) == 8, test
+    assert split_conversations(pd.Series(ids), 0.2, 1, pd.Series(labels)) == \
+        split_conversations(pd.Series(ids), 0.2, 1, pd.Series(labels))  # seeded

@@ -177,7 +177,7 @@ def test_sigkill_mid_run_then_rerun_continues(tmp_path):
     resumed, full = _rows(out), _rows(clean_out)
     assert not resumed.duplicated(["conversation_id", "feedback_turn"]).any()
     pd.testing.assert_frame_equal(resumed, full)
-    assert report["rows"] == len(full) and report["requests"] == total_requests == report["user_turns"]
+    assert report["rows"] == len(full) and report["requests"] == total_requests == report["judged_turns"]
 
 
 @pytest.mark.parametrize(("change", "same"), [
@@ -236,7 +236,7 @@ def test_kill_after_the_first_small_shard_then_rerun_resumes_from_it(tmp_path):
     report = read_report(tmp_path / "run" / "feedback.report.json")
     done_requests = sum(manifest["shards"][str(i)]["requests"] for i in range(killed_at))
     assert report["shards_resumed"] == killed_at and asked_again == report["requests"] - done_requests
-    assert report["requests"] == report["user_turns"] and report["shards"] > killed_at
+    assert report["requests"] == report["judged_turns"] and report["shards"] > killed_at
     assert not _rows(out).duplicated(["conversation_id", "feedback_turn"]).any()
     assert report["seconds_per_request"] > 0
 

@@ -37,3 +37,18 @@ def test_any_bytes_json_or_conversation_shape(lines):
         assert feedback.schema.equals(FEEDBACK_SCHEMA) and feedback.num_rows == report["rows"]
         assert rejected.schema.equals(REJECTED_SCHEMA) and rejected.num_rows == report["rows_rejected"]
         assert all(rejected.column("reason").to_pylist())
+
+
+def test_user_turns_counts_every_user_message_and_judged_turns_those_judged(tmp_path):
+    import json
+
+    convs = [{"conversation_id": f"c{i}", "messages": [
+        {"role": "user", "content": "Write a haiku about rain."}, {"role": "assistant", "content": "Rain falls."},
+        {"role": "user", "content": "No, that is not a haiku, try again."},
+        {"role": "assistant", "content": "Soft rain on the roof."}, {"role": "user", "content": "Thanks!"}]}
+        for i in range(4)]
+    raw = tmp_path / "logs.jsonl"
+    raw.write_text("".join(json.dumps(c) + "\n" for c in convs))
+    for workers in (1, 2):  # in-process, and the line-decoding worker pool
+        report = extract_file(raw, tmp_path / f"w{workers}" / "fb.parquet", P.model_copy(update={"workers": workers}))
+        assert report["user_turns"] == 12 and report["judged_turns"] == 8, workers

@@ -265,3 +265,31 @@ def test_a_preset_with_a_typo_fails_its_check():
     params = yaml.safe_load((repo / "params.yaml").read_text())
     with pytest.raises(ParamsError, match="gradient_accumulation"):
         preset.check(preset.merged(params, {"train": {"kto": {"gradient_accumulation": 4}}}))
+
+
+def test_advised_desirable_weight_lands_in_trls_range_only_when_outside_it():
+    from natfeed.model.train import advised_desirable_weight
+
+    assert advised_desirable_weight(10, 10, 1.0, 1.0) == 1.0
+    assert advised_desirable_weight(10, 12, 1.3, 1.0) == 1.3  # 1.2 <= 1.3 <= 1.6: kept
+    w = advised_desirable_weight(4, 15, 1.0, 1.0)  # TRL's advice: [3.75, 4.99]
+    assert 3.75 <= w <= 4.99 and w == round((3.75 + 4.99) / 2, 2)
+    assert advised_desirable_weight(0, 5, 1.0, 1.0) == 1.0
+
+
+def test_kto_reports_what_it_trained_on_and_weighs_unbalanced_labels_as_trl_advises(tiny, tmp_path):
+    kto = tmp_path / "kto"
+    kto.mkdir()
+    prompts = [[{"role": "user", "content": q}] for q in QUESTIONS]
+    pd.DataFrame({"prompt": prompts, "completion": [[{"role": "assistant", "content": a}] for a in GOOD],
+                  "conversation_id": [str(i) for i in range(8)]}).to_parquet(kto / "sft_train.parquet")
+    long = [{"role": "user", "content": "word " * 400}]  # alone longer than kto.max_length: TRL would drop it
+    rows = [(p, [{"role": "assistant", "content": GOOD[i]}], i < 3) for i, p in enumerate(prompts)]
+    rows += [(p, [{"role": "assistant", "content": "I don't know."}], False) for p in prompts[:4]] + \
+        [(long, [{"role": "assistant", "content": "No."}], False)]
+    pd.DataFrame(rows, columns=["prompt", "completion", "label"]).to_parquet(kto / "kto_train.parquet")
+    params = _params(tiny).model_copy(update={"max_prompt_tokens": None})
+    report = train(params, kto, tmp_path / "sft", tmp_path / "policy")["kto"]
+    assert report["examples_given"] == 13 and report["examples"] == 12 and report["dropped_truncated"] == 1
+    assert (report["desirable"], report["undesirable"]) == (3, 9)
+    assert 3.0 <= report["desirable_weight"] <= 3.99 and report["undesirable_weight"] == 1.0

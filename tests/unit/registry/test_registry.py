@@ -344,12 +344,13 @@ def test_cli_promote_rollback_force_and_reason(store: Path) -> None:
     assert missing.exit_code == 2 and "no version 99" in missing.output
 
 
-def _answer(uri: str) -> str:
+def _answer(uri: str, name: str | None = None) -> str:
     model = mlflow.pyfunc.load_model(uri)
     out = model.predict({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
     response = out[0] if isinstance(out, list) else out
     assert response["object"] == "chat.completion"
     message = response["choices"][0]["message"]
+    assert name is None or response["model"] == name, response.get("model")  # its name, not a local path
     assert message["role"] == "assistant"
     assert isinstance(message["content"], str) and message["content"]
     return message["content"]
@@ -358,7 +359,7 @@ def _answer(uri: str) -> str:
 @pytest.mark.slow
 def test_champion_alias_loads_and_answers_chat(store: Path) -> None:
     run_stage(store, "m-load", 0.6)
-    _answer("models:/m-load@champion")
+    _answer("models:/m-load@champion", "m-load")
 
 
 @pytest.mark.slow
@@ -369,7 +370,7 @@ def test_reference_and_adapter_modes_load_and_answer(store: Path) -> None:
     policy = store / "models" / "policy"
     ref = run_stage(store, "m-ref", 0.6, log_weights="reference", reference=str(policy))
     assert ref["log_weights"] == "reference"
-    _answer("models:/m-ref@champion")
+    _answer("models:/m-ref@champion", "m-ref")
     adapter_dir = store / "models" / "adapter"
     lora = get_peft_model(AutoModelForCausalLM.from_pretrained(policy),
                           LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from natfeed.core.categories import NONE
 from natfeed.core.conversation import Conversation, judged_turns
+from natfeed.core.errors import UsageError
 from natfeed.extract.base import Detection
 from natfeed.extract.llm.parse import (
     ParseError,
@@ -84,10 +85,10 @@ class LLMExtractor:
 
     def __init__(self, params: ExtractParams) -> None:
         if not params.llm.model:
-            raise ValueError(f"backend {self.backend} needs a model: set extract.llm.model or pass --model")
+            raise UsageError(f"backend {self.backend} needs a model: set extract.llm.model or pass --model")
         calibrated = params.llm.calibration != "none" and params.mode == "turn"
         if calibrated and not self.calibrates:
-            raise ValueError(f"extract.llm.calibration: {params.llm.calibration} needs every label's probability: "
+            raise UsageError(f"extract.llm.calibration: {params.llm.calibration} needs every label's probability: "
                              f"the transformers and vllm backends score them; {self.backend} returns only the "
                              "chosen label's (use calibration: none, or backend transformers or vllm)")
         self.params = params
@@ -192,7 +193,7 @@ class LocalTokenizerExtractor(LLMExtractor):
 
             tok = AutoTokenizer.from_pretrained(self.tokenizer_path())
             if not tok.chat_template:
-                raise ValueError(f"{self.params.llm.model} has no chat template: use an instruct/chat model")
+                raise UsageError(f"{self.params.llm.model} has no chat template: use an instruct/chat model")
             self._tokenizer = self.prepare_tokenizer(tok)
         return self._tokenizer
 

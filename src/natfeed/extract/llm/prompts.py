@@ -34,6 +34,7 @@ from typing import Any
 
 from natfeed.core.categories import CATEGORIES, CODES, NONE
 from natfeed.core.conversation import Conversation, JudgedTurn, judged_turns
+from natfeed.core.errors import UsageError
 
 PROMPT_VERSION = "2024.1"
 MODES = ("turn", "paper")
@@ -122,7 +123,7 @@ Copy "text" verbatim from a user message. If there is no feedback, output [].
 def guideline_text(mode: str) -> str:
     """The fixed text every request of ``mode`` starts with (the shared prefix)."""
     if mode not in MODES:
-        raise ValueError(f"unknown extract mode {mode!r}; choose one of {MODES}")
+        raise UsageError(f"unknown extract mode {mode!r}; choose one of {MODES}")
     return TURN_GUIDELINES if mode == "turn" else PAPER_GUIDELINES
 
 

@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from natfeed.core.errors import UsageError
 from natfeed.extract.llm.engine import Executor, Generated
 from natfeed.extract.partition import split_indices
 
@@ -27,23 +28,23 @@ def device_groups(replicas: int, tensor_parallel_size: int, devices: Sequence[st
     """``CUDA_VISIBLE_DEVICES`` of each replica: ``devices`` as given (one comma-separated group per
     replica, ``tensor_parallel_size`` devices each), or consecutive ids: 2 replicas x tp 2 -> 0,1 | 2,3."""
     if replicas < 1 or tensor_parallel_size < 1:
-        raise ValueError("replicas and tensor_parallel_size must be >= 1")
+        raise UsageError("replicas and tensor_parallel_size must be >= 1")
     if not devices:
         return [",".join(str(r * tensor_parallel_size + j) for j in range(tensor_parallel_size))
                 for r in range(replicas)]
     groups = [g.replace(" ", "") for g in devices]
     if len(groups) != replicas:
-        raise ValueError(f"extract.vllm.devices has {len(groups)} groups for {replicas} replicas: give one "
+        raise UsageError(f"extract.vllm.devices has {len(groups)} groups for {replicas} replicas: give one "
                          "comma-separated device group per replica, e.g. ['0,1', '2,3']")
     seen: list[str] = []
     for group in groups:
         ids = [d for d in group.split(",") if d]
         if len(ids) != tensor_parallel_size:
-            raise ValueError(f"device group {group!r} has {len(ids)} devices; tensor_parallel_size is "
+            raise UsageError(f"device group {group!r} has {len(ids)} devices; tensor_parallel_size is "
                              f"{tensor_parallel_size}")
         seen.extend(ids)
     if len(seen) != len(set(seen)):
-        raise ValueError(f"device groups overlap: {groups}; each replica needs its own devices")
+        raise UsageError(f"device groups overlap: {groups}; each replica needs its own devices")
     return groups
 
 
