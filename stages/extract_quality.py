@@ -28,7 +28,8 @@ def main() -> None:
         result = split_quality(pd.read_parquet(paths.feedback), gold, load_gold_parts(paths.gold_labels),
                                params.extract_quality.tuned_parts, languages)
         write_json(reports / "extract_confusion.json", result["records"])
-        rows = [{"category": c, **m} for c, m in result["report"]["per_category"].items()]
+        measured = result["report"].get("never_tuned") or result["report"]  # the plot: the validation parts
+        rows = [{"category": c, **m} for c, m in (measured.get("per_category") or {}).items()]
         pd.DataFrame(rows, columns=["category", "precision", "recall", "f1", "support"]).to_csv(
             reports / "extract_per_category.csv", index=False)
         write_report(reports / "extract_quality.json", result["report"])

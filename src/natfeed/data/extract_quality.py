@@ -178,6 +178,13 @@ def _headline(gold: dict[Key, str], pred: dict[Key, str]) -> dict[str, Any]:
                               "macro_f1")}
 
 
+def confusion_records(gold: Mapping[Key, str], pred: Mapping[Key, str]) -> list[dict[str, str]]:
+    """One record per judged turn for DVC's confusion plot, leaving out the turns gold and extractor both call
+    ``none``: they are most turns and would drown the cells that show the errors."""
+    return [{"actual": gold[k], "predicted": pred[k]} for k in sorted(gold)
+            if not (gold[k] == NONE and pred[k] == NONE)]
+
+
 def split_quality(feedback: pd.DataFrame, gold: dict[Key, str], parts: dict[Key, str], tuned_parts: Iterable[str],
                   languages: dict[str, str]) -> dict[str, Any]:
     """Quality over every gold turn, on the parts the rules were tuned on vs the parts never tuned on, per
@@ -186,8 +193,9 @@ def split_quality(feedback: pd.DataFrame, gold: dict[Key, str], parts: dict[Key,
     pred = predictions(feedback, gold)
     tuned = set(tuned_parts)
     report = extraction_quality(gold, pred)
-    records = [{"actual": gold[k], "predicted": pred[k]} for k in sorted(gold)]
     report.pop("confusion_rows")
+    validation = [k for k in sorted(gold) if parts.get(k, "") not in tuned]
+    records = confusion_records({k: gold[k] for k in validation}, {k: pred[k] for k in validation})
 
     def subset(keep: Callable[[Key], bool]) -> dict[str, Any] | None:
         keys = [k for k in gold if keep(k)]

@@ -218,7 +218,9 @@ def _plots(report: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
         if report[judge]:
             rates += [{"metric": f"{judge.replace('_judge', '')}_win_rate {a}_vs_{b}",
                        "value": report[judge][f"{a}_vs_{b}"]["win_rate"]} for a, b in JUDGED_PAIRS]
-    return {"evaluate_loglik.csv": loglik, "evaluate_rates.csv": pd.DataFrame(rates)}
+    sanity = pd.DataFrame([{"model": m, "rate": s["rate"], "right": s["right"], "n": s["n"]}
+                           for m, s in (report.get("sanity") or {}).items()], columns=["model", "rate", "right", "n"])
+    return {"evaluate_loglik.csv": loglik, "evaluate_rates.csv": pd.DataFrame(rates), "evaluate_sanity.csv": sanity}
 
 
 def run_evaluate(test: pd.DataFrame, model_dirs: Mapping[str, str | Path],

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from natfeed.core.decode import decode_reply
 from natfeed.core.device import resolve_device, resolve_dtype
 from natfeed.core.errors import NatfeedError
 
@@ -148,7 +149,7 @@ def generate_replies(model: Any, tokenizer: Any, prompts: Sequence[Messages], ma
                                  do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=pad,
                                  repetition_penalty=repetition_penalty)
             for row, i in enumerate(batch):
-                replies[i] = tokenizer.decode(out[row, ids.shape[1]:], skip_special_tokens=True).strip()
+                replies[i] = decode_reply(tokenizer, out[row, ids.shape[1]:])
     return replies
 
 

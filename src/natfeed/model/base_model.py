@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from natfeed.core.decode import decode_reply
 from natfeed.core.device import resolve_dtype
 from natfeed.core.errors import NatfeedError
 from natfeed.params import BaseModelParams
@@ -74,7 +75,7 @@ def greedy_answer(model: Any, tokenizer: Any, prompt: str, max_new_tokens: int =
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
                              pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
-    return tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    return decode_reply(tokenizer, out[0, ids["input_ids"].shape[1]:])
 
 
 def save_plain(model: Any, tokenizer: Any, out_dir: Path) -> None:

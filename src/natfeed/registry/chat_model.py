@@ -101,7 +101,7 @@ class HFChatModel(PythonModel):
             "model": self.model_name,
             "choices": [{"index": 0, "finish_reason": "stop" if hit_eos or len(new) < kwargs["max_new_tokens"]
                          else "length",
-                         "message": {"role": "assistant", "content": tok.decode(new, skip_special_tokens=True)}}],
+                         "message": {"role": "assistant", "content": tok.decode(new, skip_special_tokens=True).rstrip("\ufffd")}}],
             "usage": {"prompt_tokens": n_prompt, "completion_tokens": len(new),
                       "total_tokens": n_prompt + len(new)},
         }

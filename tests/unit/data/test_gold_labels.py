@@ -53,7 +53,15 @@ def test_split_quality_separates_tuned_and_never_tuned_parts(tmp_path):
     assert report["never_tuned_parts"] == ["dev_part4", "dev_part9"]
     assert list(details["per_part"]) == ["dev_part1", "dev_part4", "dev_part9"]
     assert details["per_language"]["other"]["n_turns"] == 2
-    assert result["records"] == [{"actual": "positive_feedback", "predicted": "positive_feedback"},
-                                 {"actual": "make_aware_without_correction", "predicted": "none"},
+    assert result["records"] == [{"actual": "make_aware_without_correction", "predicted": "none"},  # validation only
                                  {"actual": "none", "predicted": "positive_feedback"},
                                  {"actual": "repeat_or_rephrase", "predicted": "repeat_or_rephrase"}]
+
+
+def test_confusion_records_leave_out_turns_both_call_none():
+    from natfeed.data.extract_quality import confusion_records
+
+    gold = {("a", 2): "none", ("a", 3): "none", ("b", 2): "positive_feedback"}
+    pred = {("a", 2): "none", ("a", 3): "positive_feedback", ("b", 2): "none"}
+    assert confusion_records(gold, pred) == [{"actual": "none", "predicted": "positive_feedback"},
+                                             {"actual": "positive_feedback", "predicted": "none"}]

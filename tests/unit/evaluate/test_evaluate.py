@@ -192,6 +192,9 @@ def test_run_evaluate_end_to_end_with_policy_equal_to_base(tmp_path, tok):
     rates = pd.read_csv(paths["evaluate_rates.csv"])
     assert rates["value"].tolist() == [0.5, 0.5, 0.5]
     assert len(pd.read_csv(paths["evaluate_loglik.csv"])) == 6
+    sanity = pd.read_csv(paths["evaluate_sanity.csv"])
+    assert sanity["model"].tolist() == list(r["sanity"]) and sanity["rate"].tolist() == [
+        s["rate"] for s in r["sanity"].values()]
     sheet = pd.read_csv(paths["csv"])
     assert len(sheet) == 2 + len(params.sanity) and "reply_sft" in paths["html"].read_text()
     assert sheet["expected"].dropna().tolist() == [s.expect for s in params.sanity]
