@@ -316,3 +316,49 @@ def test_real_corpora_ingest_and_extract(corpora, tmp_path):
     assert (langs == "unknown").mean() < 0.05 and {"English", "Chinese", "Russian"} <= set(langs)
     ext = extract_file(tmp_path / "c.parquet", tmp_path / "f.parquet", ExtractParams(workers=1))
     assert ext["conversations"] == rep["rows_kept"] and ext["rows"] > 50
+
+
+MODEL_STAGES = ("train", "evaluate", "register")
+"""Their outputs follow from the trained weights: bit-identical on the same CPU kind, maybe not on another."""
+MODEL_OUTPUTS = ("reports/train.json", "reports/metrics/train.json", "reports/evaluate.json", "reports/evaluate_",
+                 "reports/metrics/evaluate.json", "reports/side_by_side.")
+
+
+def _lock(text: str) -> dict:
+    return yaml.safe_load(text)["stages"]
+
+
+def test_a_fresh_run_reproduces_every_git_tracked_output_and_dvc_lock(repo):
+    """The fixture ran every stage from scratch (no dvc.lock, a fresh MLflow store), as `make run` on a fresh
+    clone does: the committed reports and lock entries come out byte for byte (timings, timestamps and
+    registry state live in git-ignored files). Training is deterministic on one CPU kind; where this CPU's
+    kernels round differently, only the model stages' outputs may differ, and the test says so."""
+    committed = _lock(run(["git", "show", "HEAD:dvc.lock"], repo).stdout)
+    now = _lock((repo / "dvc.lock").read_text())
+    assert set(now) == set(committed)
+    changed = [line[3:] for line in run(["git", "status", "--porcelain"], repo).stdout.splitlines()
+               if line[3:] not in ("dvc.lock", "first_repro.log")]
+    same_weights = now["train"]["outs"] == committed["train"]["outs"]
+    if same_weights:
+        assert now == committed and not changed, changed
+        return
+    assert {s for s in now if now[s] != committed[s]} <= set(MODEL_STAGES)
+    assert all(path.startswith(MODEL_OUTPUTS) for path in changed), changed
+    pytest.xfail("the data stages reproduce exactly; training on this CPU is not bit-identical to the commit's")
+
+
+def test_the_readmes_restore_procedure_after_a_failed_stage(repo):
+    """README, "When a stage fails": undo the cause, restore the git-tracked files from HEAD, `dvc checkout`."""
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "after the run", "--allow-empty"], repo)
+    module = repo / "src/natfeed/model/train.py"
+    module.write_text(module.read_text() + "\nraise RuntimeError('broken on purpose')\n")
+    res = dvc("repro", cwd=repo, check=False)
+    assert res.returncode != 0 and "broken on purpose" in res.stdout + res.stderr
+    assert not (repo / "models/policy").exists() and not (repo / "reports/train.json").exists()  # DVC removed them
+    run(["git", "checkout", "HEAD", "--", "src/natfeed/model/train.py"], repo)  # 1. undo what broke it
+    run(["git", "restore", "--source=HEAD", "--staged", "--worktree", "dvc.lock", "reports", "data/processed"], repo)
+    dvc("checkout", cwd=repo)  # 3. the cached outputs dvc.lock names, from .dvc/cache
+    assert (repo / "models/policy/model.safetensors").exists() and (repo / "reports/train.json").exists()
+    assert "up to date" in dvc("status", "dvc.yaml", cwd=repo).stdout.lower()
+    assert run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""

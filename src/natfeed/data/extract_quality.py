@@ -175,7 +175,7 @@ def load_gold_parts(paths: str | Path | Iterable[str | Path]) -> dict[Key, str]:
 def _headline(gold: dict[Key, str], pred: dict[Key, str]) -> dict[str, Any]:
     q = extraction_quality(gold, pred)
     return {k: q[k] for k in ("n_turns", "measured", "n_gold_feedback", "detection", "micro", "per_category",
-                              "macro_f1")}
+                              "macro_f1", "confusion")}
 
 
 def confusion_records(gold: Mapping[Key, str], pred: Mapping[Key, str]) -> list[dict[str, str]]:
