@@ -171,7 +171,9 @@ def test_extract_quality_report(repo):
     # real conversations: these floors catch a broken extractor, not a tuned one
     assert q["detection"]["f1"] > 0.45 and q["micro"]["f1"] > 0.35
     confusion = _json(repo, "reports/extract_confusion.json")
-    assert len(confusion) == q["n_turns"] and set(confusion[0]) == {"actual", "predicted"}
+    never = q["never_tuned"]  # the plot: the validation parts, less the turns both call none
+    assert len(confusion) == never["n_turns"] - never["confusion"]["none"]["none"]
+    assert set(confusion[0]) == {"actual", "predicted"}
     details = _json(repo, "reports/extract_quality_details.json")
     assert set(details["per_language"]) == {"English", "other"} and "dev_part4" in details["per_part"]
 
