@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export GX_ANALYTICS_ENABLED := false
 export PYTHONHASHSEED := 0
 
-.PHONY: install install-dev install-review install-team install-study team-up team-down test-team run test test-fast test-gpu test-review lint lock sample clean help exp vendor-vega check-html study study-smoke
+.PHONY: readme-figures install install-dev install-review install-team install-study team-up team-down test-team run test test-fast test-gpu test-review lint lock sample clean help exp vendor-vega check-html study study-smoke
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -91,14 +91,21 @@ test-review: install-dev $(REVIEW_STAMP)  ## the Label Studio review loop agains
 test-fast: install-dev  ## unit and repository tests without the slow ones (training, MLflow, whole stages)
 	pytest -q -n 2 -m "not slow and not gpu" tests/unit tests/repo
 
-test-gpu: install-dev  ## the GPU tests only (skipped without CUDA)
+test-gpu: install-dev  ## the GPU tests only; fails at once where no CUDA device is visible
+	@$(BIN)/python -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu: no CUDA device is visible (torch.cuda.is_available() is False); run it on a machine with an NVIDIA GPU')"
 	pytest -q -m gpu tests
 
 lint: install-dev  ## ruff + actionlint
 	ruff check .
 	actionlint .github/workflows/*.yml
 
-lock:  ## recompile both locks: requirements-dev.lock (everything), then requirements.lock with its versions
+readme-figures:  ## rewrite the README's figures that come from the committed reports (after dvc repro; tests/repo/test_readme_figures.py checks them)
+	$(PYTHON) scripts/readme_figures.py
+
+requirements.in: pyproject.toml  ## write requirements.in from pyproject.toml's dependencies (the one source)
+	$(PYTHON) scripts/requirements_in.py
+
+lock: requirements.in  ## recompile both locks: requirements-dev.lock (everything), then requirements.lock with its versions
 	$(COMPILE) -o requirements-dev.lock requirements-dev.in
 	$(MAKE) --no-print-directory fix-lock LOCK=requirements-dev.lock
 	$(COMPILE) -c requirements-dev.lock -o requirements.lock requirements.in

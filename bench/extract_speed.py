@@ -70,8 +70,10 @@ def build_random_model(out: Path, conversations: list[Any], layers: int, hidden:
     """A random-weight Llama (head_dim 64) with a BPE tokenizer and chat template, saved to ``out``."""
     if (out / "config.json").exists():
         return out
-    from natfeed.model.scratch import DEMO_CONVERSATIONS, build_base_model
     from natfeed.params.model import ScratchParams
+
+    sys.path.insert(0, str(REPO))  # the from-scratch model lives with the tests
+    from tests.support.scratch import DEMO_CONVERSATIONS, build_base_model
 
     params = ScratchParams(vocab_size=vocab, min_frequency=2, hidden_size=hidden, head_dim=64, num_layers=layers,
                              intermediate_size=int(hidden * 2.75) // 64 * 64, max_position_embeddings=8192,

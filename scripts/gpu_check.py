@@ -23,14 +23,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO)]  # natfeed, and tests.support.scratch (the from-scratch model)
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from natfeed.model.scratch import DEMO_CONVERSATIONS, TINY, build_base_model, tiny_model  # noqa: E402
 from natfeed.model.train import ADAPTER_CONFIG, load_model, train  # noqa: E402
 from natfeed.params import TrainParams  # noqa: E402
+from tests.support.scratch import DEMO_CONVERSATIONS, TINY, build_base_model, tiny_model  # noqa: E402
 
 SENTENCES = [m["content"] for conv in DEMO_CONVERSATIONS for m in conv]
 

@@ -24,6 +24,14 @@ def corpora() -> Path:
     return CORPORA
 
 
+@pytest.fixture(scope="session")
+def sample_raw() -> Path:
+    """data/raw, the embedded sample: pulled once for the whole suite where a clone has not pulled it yet."""
+    from tests.support.helpers import pull_sample
+
+    return pull_sample()
+
+
 def conv(cid: str, *turns: str, **extra: object) -> dict:
     """An LMSYS-shaped row from alternating user/assistant texts."""
     msgs = [{"role": "user" if i % 2 == 0 else "assistant", "content": t} for i, t in enumerate(turns)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,12 +24,29 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from natfeed.core.errors import EXIT_CHECK_FAILED, EXIT_USAGE, INPUT_ERRORS, exit_code, message, unexpected
+from natfeed.core.errors import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    INPUT_ERRORS,
+    exit_code,
+    message,
+    unexpected,
+)
 from natfeed.core.logs import setup_logging
 from natfeed.params import Params, ParamsError, load_params, parse_params
 
 log = logging.getLogger("natfeed")
 _VERBOSE = {"on": False}
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not fail again on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout is not a file descriptor
+        pass
 
 
 class _Group(TyperGroup):
@@ -39,6 +57,9 @@ class _Group(TyperGroup):
             return super().invoke(ctx)
         except (typer.Exit, click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
+        except BrokenPipeError:  # `natfeed summary | head`: the reader has gone, which is not an error
+            _quiet_stdout()
+            raise typer.Exit(EXIT_OK) from None
         except INPUT_ERRORS as err:
             if _VERBOSE["on"]:
                 raise
@@ -525,8 +546,27 @@ def summary(params: Path = ProjectParamsOpt) -> None:
     typer.echo("\n".join(build_summary(p.paths, p.tracking.tracking_uri, label)))
 
 
+def _stdout_is_devnull() -> bool:
+    try:
+        out, null = os.fstat(sys.__stdout__.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover - no real stdout
+        return False
+    return (out.st_dev, out.st_ino) == (null.st_dev, null.st_ino)
+
+
 def main() -> None:  # pragma: no cover - the console script
-    sys.exit(app())
+    was_devnull = _stdout_is_devnull()
+    try:
+        app()
+    except SystemExit as done:
+        # A write to a closed pipe (`natfeed --help | head`) ends in exit 1 from rich (help pages: stdout moved
+        # to /dev/null first) or click (stdout wrapped so the last flush stays quiet). The reader has gone,
+        # which is not a failed check: exit 0.
+        gone = (not was_devnull and _stdout_is_devnull()) or type(sys.stdout).__name__.lstrip("_") == \
+            "PacifyFlushWrapper"
+        if done.code == 1 and gone:
+            sys.exit(EXIT_OK)
+        raise
 
 
 if __name__ == "__main__":  # python -m natfeed.cli

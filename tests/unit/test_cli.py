@@ -187,3 +187,14 @@ def test_openai_backend_with_nothing_listening_fails_fast_and_briefly(tmp_path):
     assert len(lines) <= 10, lines
     assert any(f"cannot reach {url}: connection refused — is the server running?" in line for line in lines)
     assert not (tmp_path / "out" / "f.parquet").exists()
+
+
+@pytest.mark.parametrize("args", [["--help"], ["summary"]])
+def test_a_closed_pipe_is_not_an_error(args):
+    """`natfeed --help | head`: the reader leaves early; natfeed exits 0 without a word on stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "natfeed.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+    proc.stdout.close()  # before natfeed has written anything: its first write gets EPIPE
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert "error" not in err.lower() and "Traceback" not in err, err

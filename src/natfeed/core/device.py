@@ -12,10 +12,12 @@ from contextlib import contextmanager
 from typing import Any
 
 
-def resolve_device(device: str) -> Any:
-    """``auto``, ``cpu``, ``cuda``, ``cuda:1`` ... as a ``torch.device``."""
+def resolve_device(device: Any) -> Any:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:1`` ... as a ``torch.device`` (a ``torch.device`` as it is)."""
     import torch
 
+    if isinstance(device, torch.device):
+        return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -30,17 +32,20 @@ def bf16_supported(device: Any = None) -> bool:
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
 
 
-def resolve_dtype(dtype: str, device: Any) -> Any:
-    """``auto`` (bfloat16 where :func:`bf16_supported`, else float32) or a torch dtype name."""
+def resolve_dtype(dtype: Any, device: Any) -> Any:
+    """``auto`` (bfloat16 where :func:`bf16_supported`, else float32) or a torch dtype name (a ``torch.dtype``
+    as it is)."""
     import torch
 
+    if isinstance(dtype, torch.dtype):
+        return dtype
     if dtype == "auto":
         return torch.bfloat16 if bf16_supported(device) else torch.float32
     return getattr(torch, dtype)
 
 
 @contextmanager
-def cpu_threads(threads: int | None, device: str = "auto") -> Iterator[None]:
+def cpu_threads(threads: int | None, device: Any = "auto") -> Iterator[None]:
     """Run with ``threads`` torch intra-op threads when computing on CPU (restored afterwards); tiny
     models gain nothing from more, and on a busy machine extra threads spin against each other."""
     import torch

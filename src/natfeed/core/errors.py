@@ -27,6 +27,10 @@ class UsageError(NatfeedError, ValueError):
     """A wrong value or an input natfeed cannot use (exit 2); still a ``ValueError`` for callers that catch it."""
 
 
+class ServerError(NatfeedError, RuntimeError):
+    """A model server failed the run (the base of what a caller stops on; exit 2)."""
+
+
 class CheckFailed(NatfeedError):
     """The data failed a check, or the gate refused a promotion."""
 

@@ -23,17 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from natfeed.core.errors import NatfeedError
+from natfeed.core.errors import ServerError
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 DNS_HINTS = ("name or service not known", "nodename nor servname", "temporary failure in name resolution",
              "no address associated", "getaddrinfo failed")
-
-
-class ServerError(NatfeedError, RuntimeError):
-    """A model server failed the run (the base of what a caller stops on)."""
 
 
 class EndpointError(ServerError):
@@ -79,6 +75,15 @@ class ClientConfig:
     """Fail at once when ``api_key_env`` names an unset variable (a hosted judge always needs its key)."""
     label: str = "openai"
     """How log lines and errors name this client (``openai``, ``judge``)."""
+
+    @classmethod
+    def of(cls, endpoint: Any, label: str, require_key: bool = False) -> ClientConfig:
+        """The settings of an endpoint's params (``natfeed.params.endpoint.EndpointParams``: extract.openai and
+        evaluate.llm_judge share the names)."""
+        return cls(base_url=endpoint.base_url, api_key_env=endpoint.api_key_env, timeout_s=endpoint.timeout_s,
+                   max_retries=endpoint.max_retries, backoff_s=endpoint.backoff_s,
+                   max_backoff_s=endpoint.max_backoff_s, concurrency=endpoint.concurrency,
+                   require_key=require_key, label=label)
 
 
 class OpenAIClient:

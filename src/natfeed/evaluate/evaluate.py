@@ -111,18 +111,26 @@ def reward_metrics(policy_logps: np.ndarray, ref_logps: np.ndarray, labels: np.n
             "zero_logratio": int((sign == 0).sum())}
 
 
+def device_and_dtype(params: EvaluateParams) -> tuple[Any, Any]:
+    """``evaluate.device`` and ``evaluate.dtype`` resolved (``auto`` decided) once for the whole stage."""
+    device = resolve_device(params.device)
+    return device, resolve_dtype(params.dtype, device)
+
+
 def score_models(test: pd.DataFrame, prompts: pd.DataFrame, model_dirs: Mapping[str, str | Path],
-                 params: EvaluateParams) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
-                                                  dict[str, list[str]], dict[str, list[str]]]:
+                 params: EvaluateParams, device: Any = None, dtype: Any = None,
+                 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, list[str]], dict[str, list[str]]]:
     """Load each model in turn: completion log-probs on the test split, greedy replies to the held-out
-    prompts and to the sanity prompts."""
+    prompts and to the sanity prompts (on ``device`` in ``dtype``: :func:`device_and_dtype` when not given)."""
+    if device is None or dtype is None:
+        device, dtype = device_and_dtype(params)
     prompt_msgs = [_messages(p) for p in test["prompt"]]
     completions = [_messages(c) for c in test["completion"]]
     sanity = [[{"role": "user", "content": s.prompt}] for s in params.sanity]
     logps, replies, answers = {}, {}, {}
     for name in MODELS:
         start = time.perf_counter()
-        model, tokenizer = load_causal_lm(str(model_dirs[name]), params.device, params.dtype)
+        model, tokenizer = load_causal_lm(str(model_dirs[name]), device, dtype)
         logps[name] = completion_logps(model, tokenizer, prompt_msgs, completions, params.batch_size,
                                        params.max_length)
         replies[name] = generate_replies(model, tokenizer, list(prompts["prompt"]), params.max_new_tokens,
@@ -154,16 +162,17 @@ def sanity_sheet(params: EvaluateParams, answers: Mapping[str, list[str]]) -> pd
     return build_sheet(prompts, answers, {"expected": [s.expect for s in params.sanity]})
 
 
-def run_judges(prompts: pd.DataFrame, replies: Mapping[str, list[str]],
-               params: EvaluateParams) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """The configured judges' report sections and the sheet columns of their scores and verdicts."""
+def run_judges(prompts: pd.DataFrame, replies: Mapping[str, list[str]], params: EvaluateParams,
+               device: Any = None, dtype: Any = None) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The configured judges' report sections and the sheet columns of their scores and verdicts (the reward
+    model on ``device`` in ``dtype``: :func:`device_and_dtype` when not given)."""
     report: dict[str, Any] = {"rm_judge": None, "llm_judge": None, "rm_win_rate": None, "llm_win_rate": None}
     columns: dict[str, list[Any]] = {}
     msgs = list(prompts["prompt"])
     if params.rm_judge is not None and len(prompts):
-        device = resolve_device(params.device)
-        scores, outcomes = rm_judge(params.rm_judge, msgs, replies, JUDGED_PAIRS, device,
-                                    resolve_dtype(params.dtype, device))
+        if device is None or dtype is None:
+            device, dtype = device_and_dtype(params)
+        scores, outcomes = rm_judge(params.rm_judge, msgs, replies, JUDGED_PAIRS, device, dtype)
         report["rm_judge"] = {"model": params.rm_judge.model,
                               "mean_score": {k: float(np.nanmean(v)) for k, v in scores.items()},
                               **{pair: win_rate(o) for pair, o in outcomes.items()}}
@@ -232,10 +241,12 @@ def run_evaluate(test: pd.DataFrame, model_dirs: Mapping[str, str | Path],
     start = time.perf_counter()
     labels = test["label"].astype(bool).to_numpy()
     prompts = heldout_prompts(test, params.max_prompts)
-    with cpu_threads(params.cpu_threads, params.device):
-        logps, replies, answers = score_models(test, prompts, model_dirs, params)
+    device, dtype = device_and_dtype(params)
+    log.info("evaluating on %s in %s", device, str(dtype).removeprefix("torch."))
+    with cpu_threads(params.cpu_threads, device):
+        logps, replies, answers = score_models(test, prompts, model_dirs, params, device, dtype)
         scored = time.perf_counter()
-        judged, columns = run_judges(prompts, replies, params)
+        judged, columns = run_judges(prompts, replies, params, device, dtype)
     report: dict[str, Any] = {
         "reference": params.reference, "beta": params.beta, "test_examples": len(test),
         "desirable": int(labels.sum()), "undesirable": int((~labels).sum()), "heldout_prompts": len(prompts),

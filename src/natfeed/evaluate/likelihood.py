@@ -153,8 +153,9 @@ def generate_replies(model: Any, tokenizer: Any, prompts: Sequence[Messages], ma
     return replies
 
 
-def load_causal_lm(path: str, device: str = "auto", dtype: str = "auto") -> tuple[Any, Any]:
-    """(model in eval mode on ``device``, tokenizer) from a local directory or Hub id."""
+def load_causal_lm(path: str, device: Any = "auto", dtype: Any = "auto") -> tuple[Any, Any]:
+    """(model in eval mode on ``device``, tokenizer) from a local directory or Hub id; ``device`` and ``dtype``
+    as params name them or as already resolved (``torch.device``, ``torch.dtype``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dev = resolve_device(device)

@@ -110,10 +110,7 @@ class LlmJudge:
     def __init__(self, params: LlmJudgeParams) -> None:
         self.params = params
         try:
-            self.client = OpenAIClient(ClientConfig(
-                base_url=params.base_url, api_key_env=params.api_key_env, timeout_s=params.timeout_s,
-                max_retries=params.max_retries, backoff_s=params.backoff_s, max_backoff_s=params.max_backoff_s,
-                concurrency=params.max_concurrency, require_key=True, label="LLM judge"))
+            self.client = OpenAIClient(ClientConfig.of(params, label="LLM judge", require_key=True))
         except EndpointError as err:
             raise JudgeConfigError(str(err)) from None
         self.url = self.client.url

@@ -39,7 +39,7 @@ class RequestProgress:
         self.total, self.label, self.every_s = total, label, every_s
         self.resumed = self.done = resumed
         self.failures = 0
-        self.start = self._last_log = time.monotonic()
+        self.start = time.monotonic()
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.bar = tqdm(total=total, initial=resumed, desc=f"extract ({label})", unit=" req", file=self.stream,
@@ -53,7 +53,6 @@ class RequestProgress:
 
     def _tick(self) -> None:
         while not self._stop.wait(self.every_s):
-            self._last_log = time.monotonic()
             log.info("%s", self.line())
 
     @property

@@ -23,9 +23,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from natfeed.core.conversation import Conversation, judged_turns
-from natfeed.core.errors import NatfeedError
+from natfeed.core.errors import NatfeedError, ServerError
 from natfeed.core.io import ParquetSink, atomic_path, atomic_write, sibling, write_report
-from natfeed.core.openai_client import ServerError
 from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
 from natfeed.extract.backends import PER_TURN_BACKENDS, make_extractor
 from natfeed.extract.base import Extractor, batch_rows

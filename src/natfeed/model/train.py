@@ -135,7 +135,7 @@ def load_tokenizer(name_or_path: str) -> Any:
     """The model's tokenizer; a base model without a chat template gets natfeed's (see base_model)."""
     from transformers import AutoTokenizer
 
-    from natfeed.model.scratch import CHAT_TEMPLATE
+    from natfeed.model.chat_template import CHAT_TEMPLATE
 
     tok = AutoTokenizer.from_pretrained(name_or_path)
     # transformers saves how it was loaded (HF_HUB_OFFLINE=1 under `make run`, not under a bare `dvc repro`):

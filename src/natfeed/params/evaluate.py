@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from natfeed.params.base import Section
+from natfeed.params.endpoint import EndpointParams
 from natfeed.params.extract import TorchDtype
 
 PrimaryMetric = Literal["auto", "kto_reward_accuracy", "kto_reward_margin", "rm_win_rate", "llm_win_rate"]
@@ -23,18 +24,17 @@ class RmJudgeParams(Section):
     trust_remote_code: bool = Field(False, description="Allow the RM's own modelling code (e.g. Eurus-RM)")
 
 
-class LlmJudgeParams(Section):
-    """LLM judge over an OpenAI-compatible chat-completions API (vllm serve, a hosted model)."""
+class LlmJudgeParams(EndpointParams):
+    """LLM judge over an OpenAI-compatible chat-completions API (vllm serve, a hosted model): the endpoint
+    settings of :class:`EndpointParams` (shared with extract.openai; ``max_concurrency`` is read as
+    ``concurrency`` with a deprecation line), with the judge's own defaults."""
 
     base_url: str = Field(..., description="API root, e.g. http://localhost:8000/v1; requests go to "
                           "{base_url}/chat/completions")
     model: str = Field(..., description="Model name the endpoint serves")
-    api_key_env: str | None = Field("OPENAI_API_KEY", description="NAME of the environment variable holding "
-                                    "the key (never in params, logs or reports); null = no key")
-    max_concurrency: int = Field(8, gt=0, description="Requests in flight at once")
+    concurrency: int = Field(8, gt=0, description="Requests in flight at once")
     timeout_s: float = Field(60.0, gt=0, description="Per-request timeout")
     max_retries: int = Field(4, ge=0, description="Retries on timeouts, connection errors, 429 and 5xx")
-    backoff_s: float = Field(1.0, ge=0, description="First retry delay, doubled each retry; Retry-After wins")
     max_backoff_s: float = Field(30.0, ge=0, description="Longest retry delay")
     temperature: float = Field(0.0, ge=0, description="Sampling temperature of the judge")
     max_tokens: int = Field(16, gt=0, description="Judge answer length (raise for reasoning models)")

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from natfeed.params.base import Section
+from natfeed.params.endpoint import EndpointParams
 from natfeed.params.heuristic import HeuristicParams
 
 Backend = Literal["heuristic", "openai", "transformers", "paper_loop", "vllm"]
@@ -43,18 +44,10 @@ class LLMParams(Section):
     progress_seconds: float = Field(30.0, gt=0, description="Not on a terminal: a progress log line this often")
 
 
-class OpenAIParams(Section):
-    """Backend openai: any OpenAI-compatible /v1/chat/completions server (vllm serve, TGI, a hosted API)."""
+class OpenAIParams(EndpointParams):
+    """Backend openai: any OpenAI-compatible /v1/chat/completions server (vllm serve, TGI, a hosted API); the
+    endpoint settings are :class:`EndpointParams`'s, shared with the LLM judge."""
 
-    base_url: str = Field("http://127.0.0.1:8000/v1", description="API root; requests go to "
-                          "{base_url}/chat/completions")
-    api_key_env: str | None = Field("OPENAI_API_KEY", description="NAME of the environment variable holding the "
-                                    "key (never logged or stored); null or unset variable = no key")
-    concurrency: int = Field(16, gt=0, description="Requests in flight at once")
-    timeout_s: float = Field(120.0, gt=0, description="Per-request timeout")
-    max_retries: int = Field(5, ge=0, description="Retries on timeouts, connection errors, 429 and 5xx")
-    backoff_s: float = Field(1.0, ge=0, description="First retry delay; doubles each retry (Retry-After wins)")
-    max_backoff_s: float = Field(60.0, ge=0, description="Longest retry delay")
     structured: Literal["vllm", "json_schema", "none"] = Field("vllm", description="Constrained answers: vllm (extra_body structured_outputs: "
                             "choice / json), json_schema (OpenAI response_format), none")
     logprobs: bool = Field(True, description="Ask for token log-probs (turn-mode confidence)")

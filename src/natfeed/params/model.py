@@ -14,7 +14,7 @@ from natfeed.params.extract import TorchDtype
 
 
 class ScratchParams(Section):
-    """A small Llama built from scratch offline (natfeed.model.scratch: tests, GPU check, benchmarks)."""
+    """A small Llama built from scratch offline (tests/support/scratch.py: tests, GPU check, benchmarks)."""
 
     vocab_size: int = Field(2048, ge=300, description="Byte-level BPE vocabulary trained on the sample "
                             "(special tokens included; the embedding is padded to a multiple of 64)")
@@ -71,7 +71,7 @@ class BaseModelParams(Section):
         if isinstance(data, dict) and (old := sorted(SCRATCH_KEYS & set(data) - set(cls.model_fields))):
             raise ValueError(f"{', '.join(old)}: settings of the from-scratch model, which the base_model stage "
                              "no longer builds (it converts the packaged SmolLM2-135M-Instruct): remove them "
-                             "(natfeed.model.scratch keeps that model for tests)")
+                             "(tests/support/scratch.py keeps that model for tests)")
         return data
 
 

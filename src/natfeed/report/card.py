@@ -2,7 +2,7 @@
 
 A YAML header (license, language, task_categories, size_categories, ``configs`` pointing at the parquet
 files, so ``datasets.load_dataset`` and the Hub viewer find them), then what the data is, the five
-categories with their counts, how it was extracted, its quality on real labelled data (never-tuned
+categories with their counts, how it was extracted, its quality on real labelled data (validation
 parts), the figures of :mod:`natfeed.report.figures`, and the citations of the paper and the sources.
 """
 
@@ -92,7 +92,9 @@ def _quality_lines(quality: Mapping[str, Any] | None) -> list[str]:
         return ["Unknown: none of these conversations has gold labels, so the extractor's precision and recall "
                 "on them were not measured. Label a sample (`natfeed review export` / `import`) to measure it."]
     lines = [f"Measured by the `extract_quality` stage on {fmt(never['n_turns'])} real user turns labelled by hand "
-             "(`data/raw/gold_labels.csv`) from parts of the gold set the rules were **never tuned on**:", "",
+             "(`data/raw/gold_labels.csv`) in the gold set's **validation** parts: the rules were not written from "
+             "them, but they decided which rule changes to keep and the confidence thresholds, so this is a "
+             "validation set, not an untouched test set:", "",
              "| | precision | recall | F1 |", "|---|---|---|---|"]
     for key, name in (("detection", "feedback vs none"), ("micro", "category")):
         m = never[key]

@@ -15,7 +15,7 @@ from typing import Any
 HEADLINES: dict[str, dict[str, str]] = {
     "ingest": {"rows_in": "rows_read", "kept": "rows_kept", "rejected": "rows_rejected"},
     "extract": {"feedback": "rows"},
-    "extract_quality": {  # on the never-tuned gold turns: the honest figures
+    "extract_quality": {  # on the validation gold turns (key never_tuned): the honest figures
         "det_f1": "never_tuned.detection.f1",
         "cat_f1": "never_tuned.micro.f1",
     },

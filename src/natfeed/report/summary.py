@@ -122,7 +122,7 @@ def _quality(r: Mapping[str, Any] | None) -> list[str]:
     if never.get("detection") is None:
         return [_line("quality", "unknown: no gold labels for these conversations (label some with `natfeed review`, "
                       "then add them to paths.gold_labels)")]
-    text = (f"never-tuned gold, {fmt(never['n_turns'])} turns: detection F1 {fmt(never['detection']['f1'])}, "
+    text = (f"validation gold, {fmt(never['n_turns'])} turns: detection F1 {fmt(never['detection']['f1'])}, "
             f"category F1 {fmt(never['micro']['f1'])}")
     if tuned:
         text += (f" (parts tuned on, {fmt(tuned['n_turns'])} turns: {fmt(tuned['detection']['f1'])} / "

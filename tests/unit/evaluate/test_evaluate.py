@@ -249,3 +249,35 @@ def test_repetition_penalty_breaks_greedy_loops(tok):
     assert generate_replies(model, tok, [USER], max_new_tokens=3) == ["cat cat cat"]
     # penalty 2: a generated token's logit is halved, so cat (5 -> 2.5) yields to answer (4 -> 2) and back
     assert generate_replies(model, tok, [USER], max_new_tokens=3, repetition_penalty=2.0) == ["cat answer cat"]
+
+
+def test_device_and_dtype_are_resolved_once_from_params():
+    import torch
+
+    from natfeed.evaluate.evaluate import device_and_dtype
+
+    assert device_and_dtype(EvaluateParams(device="cpu")) == (torch.device("cpu"), torch.float32)
+    assert device_and_dtype(EvaluateParams(device="cpu", dtype="float16"))[1] is torch.float16
+    device, dtype = device_and_dtype(EvaluateParams())  # auto
+    assert device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert dtype is (torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float32)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_evaluate_on_cuda_matches_cpu(tmp_path, tok):
+    """The evaluate stage's figures on CUDA (float32, so comparable) equal the CPU ones; auto picks CUDA."""
+    model_dir = save_lm(biased_lm(tok, {"yes": 3.0}), tok, tmp_path / "policy")
+    base_dir = save_lm(random_lm(tok), tok, tmp_path / "base")
+    test = pd.DataFrame({
+        "prompt": [USER, USER, [{"role": "user", "content": "the cat"}]],
+        "completion": [_reply("yes"), _reply("no"), _reply("yes yes")], "label": [True, False, True],
+        "conversation_id": ["a", "a", "b"]})
+    dirs = {"base": base_dir, "sft": base_dir, "policy": model_dir}
+    cpu = run_evaluate(test, dirs, EvaluateParams(max_new_tokens=4, batch_size=2, device="cpu")).report
+    gpu = run_evaluate(test, dirs, EvaluateParams(max_new_tokens=4, batch_size=2, device="cuda",
+                                                  dtype="float32")).report
+    assert gpu["kto_reward_accuracy"] == cpu["kto_reward_accuracy"]
+    assert gpu["kto_reward_margin"] == pytest.approx(cpu["kto_reward_margin"], abs=1e-3)
+    auto = run_evaluate(test, dirs, EvaluateParams(max_new_tokens=4, batch_size=2)).report  # bf16 where supported
+    assert auto["kto_reward_accuracy"] == cpu["kto_reward_accuracy"]

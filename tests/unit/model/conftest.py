@@ -19,6 +19,6 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    from natfeed.model.scratch import tiny_model
+    from tests.support.scratch import tiny_model
 
     return tiny_model(tmp_path_factory.mktemp("tiny"))

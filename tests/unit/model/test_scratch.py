@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from natfeed.model.scratch import (
+from natfeed.params import ParamsError, parse_params
+from tests.support.scratch import (
     DEMO_CONVERSATIONS,
     EOS,
     TINY,
@@ -16,7 +17,6 @@ from natfeed.model.scratch import (
     load_conversations,
     tiny_model,
 )
-from natfeed.params import ParamsError, parse_params
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -145,7 +145,7 @@ def test_bad_base_model_params_fail(bad):
 def test_test_split_conversations_are_held_out_of_pretraining(tmp_path):
     import pandas as pd
 
-    from natfeed.model.scratch import heldout_ids, load_conversations
+    from tests.support.scratch import heldout_ids, load_conversations
 
     msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
     pd.DataFrame({"conversation_id": ["a", "b", "c"], "conversation": [msgs] * 3}).to_parquet(tmp_path / "c.parquet")

@@ -87,3 +87,20 @@ def test_sibling_paths_must_sit_beside_their_table():
     p = parse_params({"paths": {"conversations": "d/c.parquet", "conversations_rejected": "d/c.rejected.parquet",
                                 "conversations_filtered": "d/c.filtered.parquet"}})
     assert p.paths.conversations_filtered == "d/c.filtered.parquet"
+
+
+def test_both_openai_endpoints_share_one_set_of_names(caplog):
+    from natfeed.core.openai_client import ClientConfig
+    from natfeed.params import LlmJudgeParams, OpenAIParams
+    from natfeed.params.endpoint import EndpointParams
+
+    shared = set(EndpointParams.model_fields)
+    assert shared <= set(LlmJudgeParams.model_fields) and shared <= set(OpenAIParams.model_fields)
+    judge = LlmJudgeParams(base_url="http://judge/v1", model="m")
+    assert (judge.concurrency, judge.timeout_s) == (8, 60.0)  # each keeps its own defaults
+    assert ClientConfig.of(judge, "LLM judge", require_key=True).concurrency == 8
+    with caplog.at_level("WARNING"):
+        old = LlmJudgeParams(base_url="http://judge/v1", model="m", max_concurrency=3)  # the judge's old name
+    assert old.concurrency == 3 and "max_concurrency is deprecated" in caplog.text
+    with pytest.raises(ValueError, match="keep only concurrency"):
+        LlmJudgeParams(base_url="http://judge/v1", model="m", max_concurrency=3, concurrency=4)

@@ -39,7 +39,7 @@ TRACKING = TrackingParams(experiment="registry-test")
 def _tiny_model(out: Path) -> Path:
     """The base_model stage's tiny Llama when available, else an equivalent one built here."""
     try:
-        from natfeed.model.scratch import tiny_model
+        from tests.support.scratch import tiny_model
     except ImportError:
         tiny_model = None
     if tiny_model is not None:

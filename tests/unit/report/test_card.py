@@ -61,7 +61,7 @@ def test_card_header_follows_the_hub_format(project: PathsParams) -> None:
     assert {"license", "language", "task_categories", "size_categories", "configs"} <= set(meta)
     assert meta["language"] == ["en", "zh"] and meta["size_categories"] == ["n<1K"]
     assert {c["config_name"] for c in meta["configs"]} == {"feedback", "kto", "sft"}
-    assert "3 of 10 conversations (30.0%)" in card and "**never tuned on**" in card and "0.545" in card
+    assert "3 of 10 conversations (30.0%)" in card and "**validation** parts" in card and "0.545" in card
     assert "Don-Yehiya" in card and "zhao2024wildchat" in card
 
 

@@ -50,7 +50,7 @@ def test_summary_says_what_happened_in_few_short_lines(tmp_path: Path) -> None:
     assert len(lines) <= MAX_LINES and max(map(len, lines)) <= WIDTH
     assert "12 rows read: 10 kept, 1 rejected, 1 filtered" in text
     assert "30.0% of 10 conversations have feedback" in text  # 3 distinct conversations in the table
-    assert "detection F1 0.541" in text and "category F1 0.466" in text and "never-tuned" in text
+    assert "detection F1 0.541" in text and "category F1 0.466" in text and "validation gold" in text
     assert "FAILED" in text and "ratio 1:9" in text
     assert "0.674 (95% CI 0.4–0.9" in text and "0.6739130434782609" not in text
     assert "v3" in text and "champion v2" in text and "gate failed" in text

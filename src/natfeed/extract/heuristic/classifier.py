@@ -29,6 +29,7 @@ from natfeed.extract.heuristic.similarity import (
     overlap_profile,
     shared_content_words,
 )
+from natfeed.extract.heuristic.version import heuristic_version
 from natfeed.params.heuristic import HeuristicParams
 
 REPHRASE = "repeat_or_rephrase"
@@ -188,12 +189,11 @@ class HeuristicClassifier:
     """Cue-lexicon + structure + similarity classifier of a user turn's feedback category."""
 
     name = "heuristic"
-    version = "1.0.0"
 
     def __init__(self, params: HeuristicParams | None = None) -> None:
         self.params = params or HeuristicParams()
-        if self.params.use_embeddings:
-            self.version = "1.0.0+minilm"  # rows record that embeddings took part
+        # derived from the code, lexicons and params (see version.py): a rule change changes it
+        self.version = heuristic_version(self.params)
 
     def classify(self, user_text: str, prev_reply: str, earlier_user: Sequence[str]) -> TurnDecision:
         """Decide the feedback category of ``user_text`` given the reply before it and the earlier user turns.

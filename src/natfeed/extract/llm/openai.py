@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from natfeed.core.openai_client import ClientConfig, OpenAIClient, Reply, ServerError
+from natfeed.core.errors import ServerError
+from natfeed.core.openai_client import ClientConfig, OpenAIClient, Reply
 from natfeed.extract.llm.base import Answer, LLMExtractor
 from natfeed.extract.llm.prompts import Request
 
@@ -37,10 +38,7 @@ class OpenAIExtractor(LLMExtractor):
     def __init__(self, params: ExtractParams) -> None:
         super().__init__(params)
         self.cfg = params.openai
-        self.client = OpenAIClient(ClientConfig(
-            base_url=self.cfg.base_url, api_key_env=self.cfg.api_key_env, timeout_s=self.cfg.timeout_s,
-            max_retries=self.cfg.max_retries, backoff_s=self.cfg.backoff_s, max_backoff_s=self.cfg.max_backoff_s,
-            concurrency=self.cfg.concurrency, label="openai"))
+        self.client = OpenAIClient(ClientConfig.of(self.cfg, label="openai"))
         self.url = self.client.url
 
     @property

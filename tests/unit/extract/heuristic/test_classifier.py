@@ -296,7 +296,20 @@ def _stub_cosines(monkeypatch: pytest.MonkeyPatch, value: float) -> list[list[tu
 
 def test_embeddings_are_off_by_default() -> None:
     assert HeuristicParams().use_embeddings is False
-    assert CLF.version == "1.0.0" and HeuristicClassifier(EMB).version != CLF.version
+    assert CLF.version.startswith("1.2.0+") and HeuristicClassifier(EMB).version != CLF.version
+
+
+def test_the_version_follows_code_lexicons_and_params() -> None:
+    from natfeed.extract.heuristic import version
+
+    files = dict(version._sources())
+    assert {"classifier.py", "lexicons.py", "cuematch.py", "similarity.py", "version.py"} <= set(files)
+    base = version.heuristic_version(HeuristicParams(), files)
+    assert base == CLF.version == HeuristicClassifier().version  # stable: the same inputs, the same version
+    new_cue = {**files, "lexicons.py": files["lexicons.py"] + b"\nEXTRA = ('one more cue',)\n"}
+    assert version.heuristic_version(HeuristicParams(), new_cue) != base
+    assert version.heuristic_version(HeuristicParams(min_confidence=0.6), files) != base
+    assert version.heuristic_version(HeuristicParams(use_embeddings=True), files).endswith(".minilm")
 
 
 def test_default_path_never_imports_the_model_stack() -> None:

@@ -23,8 +23,8 @@ torch = pytest.importorskip("torch")
 def tiny(tmp_path_factory) -> Path:
     """Hidden 128, head_dim 64, 2 layers, random weights; its BPE also learns the guideline text so that
     prompts stay a few hundred tokens long."""
-    from natfeed.model.scratch import DEMO_CONVERSATIONS, build_base_model
     from natfeed.params.model import ScratchParams
+    from tests.support.scratch import DEMO_CONVERSATIONS, build_base_model
 
     out = tmp_path_factory.mktemp("tiny") / "tiny-llama"
     params = ScratchParams(vocab_size=1024, min_frequency=1, hidden_size=128, head_dim=64, num_layers=2,

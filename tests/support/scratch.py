@@ -1,6 +1,7 @@
 """A small Llama-architecture causal LM built from scratch, offline, in seconds: the model of the unit
-tests, the GPU check and the speed benchmarks (random or briefly pre-trained weights). The pipeline's
-base model is a real pretrained one (:mod:`natfeed.model.base_model`).
+tests, the GPU check (scripts/gpu_check.py) and the speed benchmarks (bench/), random or briefly
+pre-trained weights. Not part of the package: the pipeline's base model is a real pretrained one
+(:mod:`natfeed.model.base_model`); its chat template lives in :mod:`natfeed.model.chat_template`.
 
 A byte-level BPE tokenizer is trained on the sample's messages and given a chat template (system / user
 / assistant turns, ``add_generation_prompt`` and TRL's ``{% generation %}`` markers, so both
@@ -22,32 +23,12 @@ from typing import Any
 import pandas as pd
 
 from natfeed.core.errors import UsageError
+from natfeed.model.chat_template import BOS, CHAT_TEMPLATE, EOS, PAD, ROLE_TOKENS, SPECIAL_TOKENS
 from natfeed.params.model import ScratchParams
 
 log = logging.getLogger(__name__)
 
 Message = Mapping[str, str]
-BOS, EOS, PAD = "<|bos|>", "<|end|>", "<|pad|>"
-ROLE_TOKENS = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
-SPECIAL_TOKENS = [PAD, BOS, EOS, *ROLE_TOKENS.values()]
-
-# Every turn is "<|role|>\n{content}<|end|>". The assistant's text *and* its end token sit inside
-# {% generation %} so that TRL's assistant-only loss trains the model to stop. The prompt rendered with
-# add_generation_prompt is a prefix of the prompt+completion rendering, which TRL's tokenisation needs.
-CHAT_TEMPLATE = (
-    "{{- bos_token -}}"
-    "{%- for message in messages -%}"
-    "{%- if message['role'] not in ['system', 'user', 'assistant'] -%}"
-    "{{- raise_exception('unsupported role: ' + message['role']) -}}"
-    "{%- elif message['role'] == 'assistant' -%}"
-    "{{- '<|assistant|>\n' -}}"
-    "{%- generation -%}{{- message['content'] + eos_token -}}{%- endgeneration -%}"
-    "{%- else -%}"
-    "{{- '<|' + message['role'] + '|>\n' + message['content'] + eos_token -}}"
-    "{%- endif -%}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|assistant|>\n' -}}{%- endif -%}"
-)
 
 DEMO_CONVERSATIONS: list[list[dict[str, str]]] = [
     [{"role": "user", "content": "How do I reverse a list in Python?"},
