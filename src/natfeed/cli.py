@@ -186,10 +186,13 @@ def extract(
                                  "http://localhost:8000/v1; extract.openai.base_url."),
     shard_dir: Path = typer.Option(None, "--shard-dir", help="LLM backends: folder of resumable shards "
                                    "(a rerun continues there); default <output folder>/.<stem>.shards."),
-    shard_index: int = typer.Option(None, "--shard-index", help="Scale-out: extract only the conversations "
-                                    "with hash(conversation_id) % --num-shards == this (0-based); merge the "
-                                    "parts with `natfeed extract-merge`. docs/SCALING.md."),
-    num_shards: int = typer.Option(None, "--num-shards", help="Scale-out: how many jobs share the input."),
+    shard_index: int = typer.Option(None, "--partition-index", "--shard-index", help="Scale-out, one machine's "
+                                    "partition of the input: only the conversations with hash(conversation_id) "
+                                    "% --num-partitions == this (0-based); merge the parts with `natfeed "
+                                    "extract-merge`. Orthogonal to --executor. (--shard-index: the old name.) "
+                                    "docs/SCALING.md."),
+    num_shards: int = typer.Option(None, "--num-partitions", "--num-shards", help="Scale-out: how many machines' "
+                                   "partitions share the input (--num-shards: the old name)."),
     executor: str = typer.Option(None, "--executor", help="local (default) or ray: the batches run on Ray Data "
                                  "actors (one extractor, one model load, per actor), on this machine or the "
                                  "cluster of --ray-address; extract.executor. docs/SCALING.md."),
@@ -205,7 +208,7 @@ def extract(
                  "llm": {"model": model} if model else None, "openai": {"base_url": base_url} if base_url else None}
     p = _extract_params(_params(params).extract, overrides)
     if (shard_index is None) != (num_shards is None):
-        raise ParamsError("give --shard-index and --num-shards together")
+        raise ParamsError("give --partition-index and --num-partitions together")
     if num_shards is not None:
         result = extract_partition(input, output, p, shard_index, num_shards)
     else:

@@ -350,7 +350,7 @@ def test_a_fresh_run_reproduces_every_git_tracked_output_and_dvc_lock(repo):
 
 
 def test_the_readmes_restore_procedure_after_a_failed_stage(repo):
-    """README, "When a stage fails": undo the cause, restore the git-tracked files from HEAD, `dvc checkout`."""
+    """README, "When a stage fails": undo the cause, restore the git-tracked files from HEAD, `dvc checkout dvc.yaml`."""
     run(["git", "add", "-A"], repo)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "after the run", "--allow-empty"], repo)
     module = repo / "stages/train.py"  # the stage script (natfeed itself is imported from the installed package)
@@ -362,7 +362,7 @@ def test_the_readmes_restore_procedure_after_a_failed_stage(repo):
     assert not (repo / "models/policy").exists() and not (repo / "reports/train.json").exists()  # DVC removed them
     run(["git", "checkout", "HEAD", "--", "stages/train.py"], repo)  # 1. undo what broke it
     run(["git", "restore", "--source=HEAD", "--staged", "--worktree", "dvc.lock", "reports", "data/processed"], repo)
-    dvc("checkout", cwd=repo)  # 3. the cached outputs dvc.lock names, from .dvc/cache
+    dvc("checkout", "dvc.yaml", cwd=repo)  # 3. the cached outputs dvc.lock names, from .dvc/cache
     assert (repo / "models/policy/model.safetensors").exists() and (repo / "reports/train.json").exists()
     assert "up to date" in dvc("status", "dvc.yaml", cwd=repo).stdout.lower()
     assert run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == ""

@@ -7,7 +7,7 @@ registered in :mod:`natfeed.extract.backends`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from natfeed.core.categories import CODES, label_of
@@ -96,3 +96,33 @@ def batch_rows(extractor: Extractor, batch: list[Conversation], detect: tuple[fl
         for row in rows:
             row["language"] = language[row["conversation_id"]]
     return rows
+
+
+@dataclass
+class BatchResult:
+    """What running one batch gives, whatever ran it (the one result type of every executor): feedback rows,
+    counts and, for the LLM backends, counters and parse failures. Plain data, so it crosses processes."""
+
+    rows: list[dict[str, Any]]
+    conversations: int
+    user_turns: int
+    """The batch's judged turns (the name is the shard manifest's key, kept so old shards resume)."""
+    counters: dict[str, int] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def judged_turns(self) -> int:
+        return self.user_turns
+
+
+def run_batch(extractor: Any, batch: list[Conversation], detect: tuple[float, int] | None = None) -> BatchResult:
+    """One batch through ``extractor`` (in this process, a worker or a Ray actor); ``detect`` = detect the
+    missing languages first (raw logs), with (min confidence, min letters)."""
+    rows = batch_rows(extractor, batch, detect)
+    turns = sum(1 for c in batch for _ in judged_turns(c))
+    counters: dict[str, int] = {}
+    failures: list[dict[str, Any]] = []
+    if hasattr(extractor, "take_stats"):
+        counters, raw = extractor.take_stats()
+        failures = [f.to_dict() for f in raw]
+    return BatchResult(rows, len(batch), turns, dict(counters), failures)

@@ -34,7 +34,7 @@ OPERATIONAL: dict[str, frozenset[str]] = {
                          "base_url"}),
     "transformers": frozenset({"device"}),
     "vllm": frozenset({"tensor_parallel_size", "gpu_memory_utilization", "max_num_seqs", "max_num_batched_tokens",
-                       "enable_prefix_caching", "enforce_eager", "replicas", "devices", "executor", "ray_address",
+                       "enable_prefix_caching", "enforce_eager", "replicas", "devices", "engine", "executor", "ray_address",
                        "ray_batch_size", "ray_accelerator_type"}),
 }
 """Per params section, the keys that change how fast or where work runs, not the answers: left out of the run

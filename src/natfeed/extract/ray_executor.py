@@ -21,38 +21,15 @@ import logging
 import os
 import pickle
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from natfeed.core.conversation import Conversation, judged_turns
+from natfeed.core.conversation import Conversation
 from natfeed.extract.backends import PER_TURN_BACKENDS
-from natfeed.extract.base import batch_rows
+from natfeed.extract.base import BatchResult, run_batch
+
+__all__ = ["BatchResult", "ExtractActor", "RayPool", "actor_resources", "run_batch"]  # BatchResult, run_batch: base
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class BatchResult:
-    """What one actor call returns: feedback rows, counts and (LLM backends) counters and parse failures."""
-
-    rows: list[dict[str, Any]]
-    conversations: int
-    user_turns: int
-    counters: dict[str, int] = field(default_factory=dict)
-    failures: list[dict[str, Any]] = field(default_factory=list)
-
-
-def run_batch(extractor: Any, batch: list[Conversation], detect: tuple[float, int] | None = None) -> BatchResult:
-    """One batch through ``extractor`` (in an actor, or in-process in tests); ``detect`` = detect the
-    missing languages first (raw logs), with (min confidence, min letters)."""
-    rows = batch_rows(extractor, batch, detect)
-    turns = sum(1 for c in batch for _ in judged_turns(c))
-    counters: dict[str, int] = {}
-    failures: list[dict[str, Any]] = []
-    if hasattr(extractor, "take_stats"):
-        counters, raw = extractor.take_stats()
-        failures = [f.to_dict() for f in raw]
-    return BatchResult(rows, len(batch), turns, dict(counters), failures)
-
 
 class ExtractActor:
     """A Ray Data callable class: builds the extractor once, then answers batches of pickled batches."""

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import csv
 import logging
-import multiprocessing as mp
-import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -27,13 +24,13 @@ from natfeed.core.errors import NatfeedError, ServerError
 from natfeed.core.io import ParquetSink, atomic_path, atomic_write, sibling, write_report
 from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
 from natfeed.extract.backends import PER_TURN_BACKENDS, make_extractor
-from natfeed.extract.base import Extractor, batch_rows
+from natfeed.extract.base import BatchResult, Extractor
 from natfeed.extract.checkpoint import ShardStore, run_key
-from natfeed.extract.inputs import ConversationReader, count_user_turns, decode_chunk
+from natfeed.extract.executors import Executor, ExecutorFailed, InProcess, ProcessPool, make_executor
+from natfeed.extract.inputs import ConversationReader
 from natfeed.extract.llm.base import STAT_KEYS as LLM_STAT_KEYS
 from natfeed.extract.partition import partition_path, write_partition
 from natfeed.extract.progress import RequestProgress
-from natfeed.extract.ray_executor import BatchResult, run_batch
 from natfeed.params import ExtractParams
 
 log = logging.getLogger(__name__)
@@ -53,113 +50,11 @@ def shard_root(params: ExtractParams, output: str | Path) -> Path:
     return out.parent / f".{out.name.split('.')[0]}.shards"
 
 
-def _extract_rows(extractor: Extractor, batch: list[Conversation], detect: tuple[float, int] | None = None
-                  ) -> tuple[list[dict[str, Any]], int, int]:
-    """(feedback rows, conversations, judged turns) of a batch; ``detect``: :func:`batch_rows`."""
-    return batch_rows(extractor, batch, detect), len(batch), sum(1 for c in batch for _ in judged_turns(c))
-
-
-_WORKER: Extractor | None = None
-_DETECT: tuple[float, int] | None = None
-
-
-def _init_worker(params: ExtractParams, detect: tuple[float, int] | None) -> None:
-    global _WORKER, _DETECT
-    _WORKER, _DETECT = make_extractor(params), detect
-
-
-def _work(batch: list[Conversation]) -> tuple[list[dict[str, Any]], int, int]:
-    assert _WORKER is not None
-    return _extract_rows(_WORKER, batch, _DETECT)
-
-
-def _work_lines(chunk: list[tuple[str, int, bytes]]) -> list[Any]:
-    """Raw lines -> per line, in order: (conversation id, its feedback rows, judged turns, user turns), a rejected row or a
-    duplicate id (:func:`decode_chunk`): the worker decodes, so the main process only reads bytes."""
-    assert _WORKER is not None
-    items = decode_chunk(chunk)
-    convs = [c for c in items if isinstance(c, Conversation)]
-    by_id: dict[str, list[dict[str, Any]]] = {c.conversation_id: [] for c in convs}
-    for row in batch_rows(_WORKER, convs, _DETECT):
-        by_id[row["conversation_id"]].append(row)
-    return [(c.conversation_id, by_id[c.conversation_id], sum(1 for _ in judged_turns(c)), count_user_turns(c))
-            if isinstance(c, Conversation) else c for c in items]
-
-
-def _pooled(params: ExtractParams, extractor: Extractor | None) -> int:
-    """Worker processes for this run (0 = in-process)."""
-    workers = params.workers or os.cpu_count() or 1
-    return workers if extractor is None and workers > 1 and params.backend in PER_TURN_BACKENDS else 0
-
-
-def _line_results(reader: ConversationReader, params: ExtractParams, detect: tuple[float, int] | None
-                  ) -> Iterator[tuple[list[dict[str, Any]], int, int]]:
-    """:func:`_results` for raw JSONL: the workers decode and normalise their own chunks of lines; this process
-    keeps the accounting (rows read, rejected, duplicate ids) in input order, so the rows are the same."""
-    workers = _pooled(params, None)
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(params, detect)) as pool:
-        pending: list[Any] = []
-
-        def done(entries: list[Any]) -> tuple[list[dict[str, Any]], int, int]:
-            rows, n_conv, n_turns = [], 0, 0
-            for entry in entries:
-                if isinstance(entry, tuple):
-                    if reader.admit(entry[0], conversation=True, user_turns=entry[3]):
-                        rows += entry[1]
-                        n_conv += 1
-                        n_turns += entry[2]
-                else:
-                    reader.admit(entry)
-            return rows, n_conv, n_turns
-
-        for chunk in reader.line_chunks(params.batch_size):
-            pending.append(pool.submit(_work_lines, chunk))
-            while len(pending) > 2 * workers:  # bounded read-ahead keeps memory flat
-                yield done(pending.pop(0).result())
-        for fut in pending:
-            yield done(fut.result())
-
-
 def _detect(params: ExtractParams, reader: ConversationReader) -> tuple[float, int] | None:
     """The language-detection settings when raw logs need it (ingested parquet has languages)."""
     if params.detect_language and not reader.normalised:
         return params.language_min_confidence, params.language_min_letters
     return None
-
-
-def _ray_results(reader: ConversationReader, params: ExtractParams
-                 ) -> Iterator[tuple[list[dict[str, Any]], int, int]]:
-    """:func:`_results` on Ray actors (``extract.executor: ray``); languages are detected in the actors."""
-    from natfeed.extract.ray_executor import RayPool
-
-    pool = RayPool(params)
-    try:
-        for _, res in pool.map(((None, b) for b in reader.batches()), _detect(params, reader)):
-            yield res.rows, res.conversations, res.user_turns
-    finally:
-        pool.close()
-
-
-def _results(batches: Iterable[list[Conversation]], params: ExtractParams, extractor: Extractor | None,
-             detect: tuple[float, int] | None = None) -> Iterator[tuple[list[dict[str, Any]], int, int]]:
-    """Per-batch (rows, conversations, judged turns), in input order; per-turn backends run in a
-    process pool of ``params.workers`` (0 = one per core), which also detects the missing languages."""
-    workers = _pooled(params, extractor)
-    if not workers:
-        ext = extractor or make_extractor(params)
-        for batch in batches:
-            yield _extract_rows(ext, batch, detect)
-        return
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(params, detect)) as pool:
-        pending: list[Any] = []
-        for batch in batches:
-            pending.append(pool.submit(_work, batch))
-            while len(pending) > 2 * workers:  # bounded read-ahead keeps memory flat
-                yield pending.pop(0).result()
-        for fut in pending:
-            yield fut.result()
 
 
 def extract_file(
@@ -174,30 +69,32 @@ def extract_file(
         extractor = make_extractor(params)
     if extractor is not None and getattr(extractor, "resumable", False):
         return _extract_sharded(reader, output, params, extractor)
-    identity = (extractor or make_extractor(params)).identity
+    executor = make_executor(params, extractor, _detect(params, reader))
+    identity = (extractor or getattr(executor, "extractor", None) or make_extractor(params)).identity
     start = time.perf_counter()
     judged = 0
     per_category: Counter[str] = Counter()
-    with (
-        ParquetSink(output, FEEDBACK_SCHEMA, 5000) as sink,
-        ParquetSink(sibling(output, "rejected.parquet"), REJECTED_SCHEMA, 1000) as rejected,
-    ):
-        reader.rejected = rejected
-        bar = tqdm(desc=f"extract ({identity})", unit=" conv", disable=None)
-        if params.executor == "ray":
-            results = _ray_results(reader, params)
-        elif _pooled(params, extractor) and reader.line_based:
-            results = _line_results(reader, params, _detect(params, reader))
-        else:
-            results = _results(reader.batches(), params, extractor, _detect(params, reader))
-        for rows, n_conv, n_turns in results:
-            for row in rows:
-                sink.add(row)
-                per_category[row["category"]] += 1
-            judged += n_turns
-            bar.update(n_conv)
-        bar.close()
-        reader.check_any_kept()  # inside the sinks: an input of nothing but rejected rows writes nothing
+    try:
+        with (
+            ParquetSink(output, FEEDBACK_SCHEMA, 5000) as sink,
+            ParquetSink(sibling(output, "rejected.parquet"), REJECTED_SCHEMA, 1000) as rejected,
+        ):
+            reader.rejected = rejected
+            bar = tqdm(desc=f"extract ({identity})", unit=" conv", disable=None)
+            if isinstance(executor, ProcessPool) and reader.line_based:  # raw JSONL: the workers decode it
+                results: Iterator[BatchResult] = executor.map_lines(reader, params.batch_size)
+            else:
+                results = (res for _, res in executor.map((None, batch) for batch in reader.batches()))
+            for res in results:
+                for row in res.rows:
+                    sink.add(row)
+                    per_category[row["category"]] += 1
+                judged += res.judged_turns
+                bar.update(res.conversations)
+            bar.close()
+            reader.check_any_kept()  # inside the sinks: an input of nothing but rejected rows writes nothing
+    finally:
+        executor.close()
     seconds = time.perf_counter() - start
     report = _report(reader, output, identity, judged, per_category, seconds, reader.rows_kept, {})
     write_report(sibling(output, "report.json"), report)
@@ -279,10 +176,6 @@ class _Shard:
         self.conversations += res.conversations
         self.user_turns += res.user_turns
 
-    def full(self, params: ExtractParams, max_requests: int) -> bool:
-        return (self.conversations >= params.batch_size or self.counters["requests"] >= max_requests
-                or time.perf_counter() - self.start >= params.llm.shard_seconds)
-
     def commit(self, store: ShardStore) -> None:
         info = {"conversations": self.conversations, "user_turns": self.user_turns, "rows": len(self.rows),
                 "first_id": self.first_id, "last_id": self.last_id,
@@ -330,11 +223,13 @@ def _extract_sharded(reader: ConversationReader, output: str | Path, params: Ext
             for index in range(len(done)):  # the finished shards: check they cover the same conversations
                 batch = list(islice(stream, int(done[index]["conversations"])))
                 _check_shard(done[index], batch, store.shard_path(index))
-            if params.executor == "ray":
-                done_now = _run_ray(stream, len(done), store, params, max_requests, progress, _detect(params, reader))
-            else:
-                done_now = _run_local(stream, len(done), store, params, max_requests, progress, extractor,
-                                      _detect(params, reader))
+            executor = (InProcess(extractor, _detect(params, reader)) if params.executor != "ray"
+                        else make_executor(params, extractor, _detect(params, reader)))
+            try:
+                done_now = _run_shards(ShardPlanner(stream, len(done), params, max_requests), store, params,
+                                       progress, executor)
+            finally:
+                executor.close()
     finally:
         progress.close()
     per_category, totals, shard_seconds = _assemble(store, output)
@@ -361,78 +256,63 @@ def _kept(store: ShardStore) -> str:
             "once the server answers")
 
 
-def _run_local(stream: Iterator[Conversation], first: int, store: ShardStore, params: ExtractParams,
-               max_requests: int, progress: RequestProgress, extractor: Extractor,
-               detect: tuple[float, int] | None) -> int:
-    """Micro-batches of the engine's size that never cross a shard's limits, in this process; returns the
-    conversations done."""
-    shard, engine, done_now = _Shard(first), engine_batch(params), 0
-    while True:
-        room = min(engine, max_requests - shard.counters["requests"])
-        batch, cost = _take(stream, params.batch_size - shard.conversations, max(1, room), params.mode)
-        if not batch:
-            break
-        try:
-            res = run_batch(extractor, batch, detect)
-        except ServerError as err:  # a server failure stops the run, naming what is kept
-            raise ExtractionStopped(f"{err}\n{_kept(store)}") from err
-        shard.add(res, batch[0].conversation_id, batch[-1].conversation_id)
-        progress.update(cost, shard.failures_added)
-        if shard.full(params, max_requests):
-            shard.commit(store)
-            done_now += shard.conversations
-            progress.shard_done(shard.index)
-            shard = _Shard(shard.index + 1)
-    if shard.conversations:
-        shard.commit(store)
-        done_now += shard.conversations
-    return done_now
+class ShardPlanner:
+    """Cuts the input into micro-batches of the engine's size that never cross a shard's limits
+    (``extract.batch_size`` conversations, ``max_requests`` estimated requests); :meth:`cut` closes the current
+    shard early (``shard_seconds`` of work, known only once it is done: a lazy executor applies it exactly)."""
+
+    def __init__(self, stream: Iterator[Conversation], first: int, params: ExtractParams, max_requests: int) -> None:
+        self.stream, self.index, self.params, self.max_requests = stream, first, params, max_requests
+        self.n_conv = self.n_req = 0
+        self.engine = engine_batch(params)
+
+    def cut(self) -> None:
+        if self.n_conv:
+            self.index, self.n_conv, self.n_req = self.index + 1, 0, 0
+
+    def tasks(self) -> Iterator[tuple[tuple[int, int, str, str, bool], list[Conversation]]]:
+        """((shard index, estimated requests, first id, last id, last of its shard), micro-batch), in input order."""
+        while True:
+            room = max(1, min(self.engine, self.max_requests - self.n_req))
+            batch, cost = _take(self.stream, self.params.batch_size - self.n_conv, room, self.params.mode)
+            if not batch:
+                return
+            self.n_conv, self.n_req = self.n_conv + len(batch), self.n_req + cost  # before the yield: cut() sees it
+            full = self.n_conv >= self.params.batch_size or self.n_req >= self.max_requests
+            yield (self.index, cost, batch[0].conversation_id, batch[-1].conversation_id, full), batch
+            if full:
+                self.cut()  # a no-op when the runner already cut this shard
 
 
 def plan_shards(stream: Iterator[Conversation], first: int, params: ExtractParams, max_requests: int
                 ) -> Iterator[tuple[int, list[Conversation], int]]:
-    """(shard index, micro-batch, estimated requests): the cuts of :func:`_run_local` made up front from the
-    request estimate (``shard_seconds`` cannot apply before the work is done)."""
-    index, n_conv, n_req, engine = first, 0, 0, engine_batch(params)
-    while True:
-        batch, cost = _take(stream, params.batch_size - n_conv, max(1, min(engine, max_requests - n_req)),
-                            params.mode)
-        if not batch:
-            return
+    """(shard index, micro-batch, estimated requests) of :class:`ShardPlanner`, without time cuts."""
+    for (index, cost, _, _, _), batch in ShardPlanner(stream, first, params, max_requests).tasks():
         yield index, batch, cost
-        n_conv, n_req = n_conv + len(batch), n_req + cost
-        if n_conv >= params.batch_size or n_req >= max_requests:
-            index, n_conv, n_req = index + 1, 0, 0
 
 
-def _run_ray(stream: Iterator[Conversation], first: int, store: ShardStore, params: ExtractParams,
-             max_requests: int, progress: RequestProgress, detect: tuple[float, int] | None) -> int:
-    """The planned micro-batches on Ray actors; each shard is committed as soon as its last one is back."""
-    from natfeed.extract.ray_executor import RayPool
-
-    pool, shard, done_now = RayPool(params), _Shard(first), 0
-    plan = (((index, cost, batch[0].conversation_id, batch[-1].conversation_id), batch)
-            for index, batch, cost in plan_shards(stream, first, params, max_requests))
+def _run_shards(planner: ShardPlanner, store: ShardStore, params: ExtractParams, progress: RequestProgress,
+                executor: Executor) -> int:
+    """The planned micro-batches through ``executor``; each shard is committed as soon as its last micro-batch is
+    back. Returns the conversations done in this run."""
+    shard, done_now = _Shard(planner.index), 0
     try:
-        for (index, cost, first_id, last_id), res in pool.map(plan, detect):
-            if index != shard.index:
+        for (index, cost, first_id, last_id, last), res in executor.map(planner.tasks()):
+            shard.add(res, first_id, last_id)
+            progress.update(cost, shard.failures_added)
+            if not last and executor.lazy and time.perf_counter() - shard.start >= params.llm.shard_seconds:
+                planner.cut()  # enough work in this shard: the next micro-batch opens the next one
+                last = True
+            if last:  # committed at once: a failure in the next micro-batch keeps it
                 shard.commit(store)
                 done_now += shard.conversations
                 progress.shard_done(shard.index)
-                shard = _Shard(index)
-            shard.add(res, first_id, last_id)
-            progress.update(cost, shard.failures_added)
-        if shard.conversations:
-            shard.commit(store)
-            done_now += shard.conversations
-    except Exception as err:
-        if isinstance(err, NatfeedError):
-            raise
-        first_line = (str(err).strip().splitlines() or [""])[-1][:500]
-        raise ExtractionStopped(f"ray: the extraction failed ({type(err).__name__}: {first_line})\n"
-                                f"{_kept(store)}") from err
-    finally:
-        pool.close()
+                shard = _Shard(index + 1)
+    except (ServerError, ExecutorFailed) as err:  # a server or executor failure stops the run, naming what is kept
+        raise ExtractionStopped(f"{err}\n{_kept(store)}") from err
+    if shard.conversations:
+        shard.commit(store)
+        done_now += shard.conversations
     return done_now
 
 
@@ -471,11 +351,13 @@ def write_paper_csv(feedback_path: str | Path, csv_path: str | Path) -> int:
 
 def extract_partition(input_path: str | Path, output: str | Path, params: ExtractParams, index: int,
                       num_shards: int) -> dict[str, Any]:
-    """Extract shard ``index`` of ``num_shards`` of ``input_path`` into ``output`` (one job of many)."""
+    """Extract partition ``index`` of ``num_shards`` of ``input_path`` into ``output`` (one machine's job of
+    many; whatever the executor). Not to be confused with the resumable shards of one run (:class:`ShardPlanner`)."""
     part = partition_path(shard_root(params, output), input_path, index, num_shards)
     counts = write_partition(input_path, part, index, num_shards, params)
     report = extract_file(part, output, params)
-    report.update({"input": str(input_path), "partition": str(part), "shard_index": index,
-                   "num_shards": num_shards, **counts})
+    report.update({"input": str(input_path), "partition": str(part), "partition_index": index,
+                   "num_partitions": num_shards, "shard_index": index, "num_shards": num_shards,  # the old names
+                   **counts})
     write_report(sibling(output, "report.json"), report)
     return report

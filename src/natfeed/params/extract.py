@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -9,6 +10,8 @@ from pydantic import Field, model_validator
 from natfeed.params.base import Section
 from natfeed.params.endpoint import EndpointParams
 from natfeed.params.heuristic import HeuristicParams
+
+log = logging.getLogger(__name__)
 
 Backend = Literal["heuristic", "openai", "transformers", "paper_loop", "vllm"]
 """The extractor backends; natfeed.extract.base registers a factory for each (a test checks they agree)."""
@@ -87,13 +90,43 @@ class VLLMParams(Section):
                           "requests go to replica hash(conversation_id) % replicas")
     devices: list[str] = Field(default_factory=list, description="CUDA_VISIBLE_DEVICES per replica, e.g. "
                                "['0,1', '2,3']; [] = consecutive groups of tensor_parallel_size")
-    executor: Literal["local", "ray"] = Field("local", description="local (engines in this machine's processes) or ray (Ray "
-                          "Data ray.data.llm, across a cluster)")
-    ray_address: str | None = Field(None, description="executor ray: cluster address; null = local/auto")
-    ray_batch_size: int = Field(64, ge=1, description="executor ray: rows per Ray Data batch")
-    ray_accelerator_type: str | None = Field(None, description="executor ray: e.g. H100; null = any")
+    engine: Literal["auto", "local", "replicas", "ray_data"] = Field(
+        "auto", description="The vllm backend's engine choice (the run's executor is extract.executor): local (one "
+        "engine in this process), replicas (extract.vllm.replicas engine processes on this machine), ray_data "
+        "(Ray Data's ray.data.llm across a cluster); auto = replicas when replicas > 1, else local. The old key "
+        "extract.vllm.executor (local / ray) is read as engine (auto / ray_data) with a deprecation line")
+    ray_address: str | None = Field(None, description="engine ray_data: cluster address; null = local/auto")
+    ray_batch_size: int = Field(64, ge=1, description="engine ray_data: rows per Ray Data batch")
+    ray_accelerator_type: str | None = Field(None, description="engine ray_data: e.g. H100; null = any")
     tokenizer: str | None = Field(None, description="Tokenizer path/id if not the model's")
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="Extra vllm.LLM(...) arguments")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_executor_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "executor" in data:
+            if "engine" in data:
+                raise ValueError("extract.vllm.executor is the old name of extract.vllm.engine: keep only engine")
+            old = data["executor"]
+            if old not in ("local", "ray"):
+                raise ValueError(f"executor (the old name of extract.vllm.engine) is local or ray, not {old!r}")
+            new = {"local": "auto", "ray": "ray_data"}[old]
+            log.warning("params: extract.vllm.executor: %s is deprecated, read as extract.vllm.engine: %s "
+                        "(extract.executor is the run's executor): rename it", old, new)
+            data = {**{k: v for k, v in data.items() if k != "executor"}, "engine": new}
+        return data
+
+    @property
+    def engine_kind(self) -> str:
+        """``engine`` with ``auto`` decided: local, replicas or ray_data."""
+        if self.engine == "auto":
+            return "replicas" if self.replicas > 1 else "local"
+        return self.engine
+
+    @property
+    def executor(self) -> str:
+        """The old name's values (ray for ray_data, else local), for code and scripts that read it."""
+        return "ray" if self.engine_kind == "ray_data" else "local"
 
 
 
@@ -134,7 +167,7 @@ class ExtractParams(Section):
 
     @model_validator(mode="after")
     def _one_scale_out(self) -> ExtractParams:
-        if self.executor == "ray" and self.backend == "vllm" and (self.vllm.executor == "ray" or self.vllm.replicas > 1):
-            raise ValueError("extract.executor: ray runs one vLLM engine per Ray actor: leave extract.vllm.executor "
-                             "local and replicas 1, and set extract.ray_actors (and vllm.tensor_parallel_size)")
+        if self.executor == "ray" and self.backend == "vllm" and self.vllm.engine_kind != "local":
+            raise ValueError("extract.executor: ray runs one vLLM engine per Ray actor: leave extract.vllm.engine "
+                             "auto or local and replicas 1, and set extract.ray_actors (and vllm.tensor_parallel_size)")
         return self

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from natfeed.core.io import sibling
 from natfeed.extract.llm.replicas import ReplicaPool, device_groups
 from natfeed.extract.partition import merge_outputs, shard_of, split_indices
 from natfeed.extract.run import extract_file, extract_partition
@@ -178,3 +179,28 @@ def test_cli_shard_options(tmp_path):
     res = runner.invoke(app, ["extract", "-i", str(raw), "-o", str(tmp_path / "x.parquet"), "--shard-index", "0",
                               "--params", str(params)])
     assert res.exit_code == 2
+
+
+def test_partition_flags_are_the_shard_flags_under_their_new_names(tmp_path):
+    """--partition-index/--num-partitions and the old --shard-index/--num-shards give the same part."""
+    from typer.testing import CliRunner
+
+    from natfeed.cli import app
+
+    raw = sample_head(tmp_path, 30)
+    params = tmp_path / "params.yaml"
+    params.write_text(f"extract:\n  workers: 1\n  detect_language: false\n  shard_dir: {tmp_path / 's'}\n")
+    runner = CliRunner()
+    got = {}
+    for flags in (["--partition-index", "1", "--num-partitions", "2"], ["--shard-index", "1", "--num-shards", "2"]):
+        out = tmp_path / f"fb-{flags[0].strip('-')}.parquet"
+        res = runner.invoke(app, ["extract", "-i", str(raw), "-o", str(out), *flags, "--params", str(params)])
+        assert res.exit_code == 0, res.output
+        report = json.loads(sibling(out, "report.json").read_text())
+        assert (report["partition_index"], report["num_partitions"]) == (1, 2) == (report["shard_index"],
+                                                                                 report["num_shards"])
+        got[flags[0]] = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(got["--partition-index"], got["--shard-index"])
+    res = runner.invoke(app, ["extract", "-i", str(raw), "-o", str(tmp_path / "x.parquet"), "--partition-index",
+                              "0", "--params", str(params)])
+    assert res.exit_code == 2 and "--num-partitions" in res.output

@@ -104,3 +104,16 @@ def test_both_openai_endpoints_share_one_set_of_names(caplog):
     assert old.concurrency == 3 and "max_concurrency is deprecated" in caplog.text
     with pytest.raises(ValueError, match="keep only concurrency"):
         LlmJudgeParams(base_url="http://judge/v1", model="m", max_concurrency=3, concurrency=4)
+
+
+def test_the_vllm_engine_choice_reads_the_old_executor_key(caplog):
+    from natfeed.params import parse_params
+
+    with caplog.at_level("WARNING"):
+        old = parse_params({"extract": {"vllm": {"executor": "ray", "replicas": 4}}}).extract.vllm
+    assert old.engine == "ray_data" and old.engine_kind == "ray_data" and old.executor == "ray"
+    assert "extract.vllm.executor: ray is deprecated, read as extract.vllm.engine: ray_data" in caplog.text
+    assert parse_params({"extract": {"vllm": {"replicas": 2}}}).extract.vllm.engine_kind == "replicas"
+    assert parse_params({"extract": {"vllm": {"executor": "local"}}}).extract.vllm.engine_kind == "local"
+    with pytest.raises(ParamsError, match="keep only engine"):
+        parse_params({"extract": {"vllm": {"executor": "ray", "engine": "local"}}})

@@ -1,5 +1,7 @@
-"""What an engine returns and the interface of the executors that route requests to engines (in-process,
-replica processes, Ray): plain data, no engine imported here."""
+"""What an engine returns and the interface of the vllm backend's engine choices that route requests to vLLM
+engines (replica processes, Ray Data's ray.data.llm; a local ``vllm.LLM`` is used as it is): plain data, no
+engine imported here. The run's executor (in-process, process pool, Ray actors) is another layer:
+:mod:`natfeed.extract.executors`."""
 
 from __future__ import annotations
 
@@ -43,8 +45,8 @@ def tail_logprob(prompt_ids: Sequence[int] | None, prompt_logprobs: Sequence[Any
     return total
 
 
-class Executor:
-    """Base of the executors that take (prompts, specs, conversation ids) and route them."""
+class Engine:
+    """Base of the engine choices that take (prompts, specs, conversation ids) and route them."""
 
     def generate(self, prompts: Sequence[list[int]], specs: Sequence[dict[str, Any]],
                  keys: Sequence[str]) -> list[Generated]:
@@ -52,3 +54,7 @@ class Executor:
 
     def close(self) -> None:  # pragma: no cover - trivial
         pass
+
+
+Executor = Engine
+"""The old name (before the run's executors got theirs)."""

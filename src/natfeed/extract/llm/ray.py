@@ -1,9 +1,10 @@
-"""``extract.vllm.executor: ray``: the vLLM backend's batches run by Ray Data (``ray.data.llm``).
+"""``extract.vllm.engine: ray_data`` (formerly ``extract.vllm.executor: ray``): the vLLM backend's batches run
+by Ray Data (``ray.data.llm``).
 
 Past one machine: Ray starts ``extract.vllm.replicas`` vLLM engines (each ``tensor_parallel_size``
 GPUs) across the cluster and streams the batch through them; the extract run, its resumable shards and
 report stay in the calling process. Install ``ray[data,llm]`` and ``vllm`` on every node (not in the
-default environment; nothing imports Ray unless this executor is chosen). See docs/SCALING.md.
+default environment; nothing imports Ray unless this engine is chosen). See docs/SCALING.md.
 
 The row functions (:func:`ray_rows`, :func:`ray_preprocess`, :func:`ray_postprocess`) are plain Python,
 tested without Ray.
@@ -16,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from natfeed.extract.llm.engine import Executor, Generated, tail_logprob
+from natfeed.extract.llm.engine import Engine, Generated, tail_logprob
 
 if TYPE_CHECKING:
     from natfeed.params import VLLMParams
@@ -79,7 +80,7 @@ def processor_config(kwargs: dict[str, Any], cfg: VLLMParams) -> dict[str, Any]:
     return config
 
 
-class RayExecutor(Executor):
+class RayExecutor(Engine):
     """Runs each batch as a Ray Dataset through ``build_llm_processor``."""
 
     def __init__(self, kwargs: dict[str, Any], cfg: VLLMParams, tokenizer: Any) -> None:
@@ -87,7 +88,7 @@ class RayExecutor(Executor):
             import ray
             from ray.data.llm import build_llm_processor, vLLMEngineProcessorConfig
         except ImportError as err:
-            raise ImportError("extract.vllm.executor: ray needs `pip install 'ray[data,llm]' vllm` on every "
+            raise ImportError("extract.vllm.engine: ray_data needs `pip install 'ray[data,llm]' vllm` on every "
                               "node") from err
         if not ray.is_initialized():
             ray.init(address=cfg.ray_address or None)

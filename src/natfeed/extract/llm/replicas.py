@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from natfeed.core.errors import UsageError
-from natfeed.extract.llm.engine import Executor, Generated
+from natfeed.extract.llm.engine import Engine, Generated
 from natfeed.extract.partition import split_indices
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def _replica_main(kwargs: dict[str, Any], devices: str, factory: str, runner: st
         outbox.put(("error", traceback.format_exc()))
 
 
-class ReplicaPool(Executor):
+class ReplicaPool(Engine):
     """``len(groups)`` engine processes; a batch's requests go to replica ``shard_of(conversation_id)``."""
 
     def __init__(self, kwargs: dict[str, Any], groups: Sequence[str],

@@ -18,7 +18,7 @@ Prompts are rendered with the model's chat template and tokenized here, then cut
 ``max_model_len - max_tokens`` if the estimate of the prompt builder still overflowed (vLLM rejects a
 too-long prompt). Scale-out: ``extract.vllm.replicas`` engines on disjoint device groups, each in its own
 process, take the requests of disjoint conversation shards (:func:`natfeed.extract.partition.shard_of`);
-``extract.vllm.executor: ray`` hands the batch to Ray Data (:mod:`natfeed.extract.llm.ray`).
+``extract.vllm.engine: ray_data`` hands the batch to Ray Data (:mod:`natfeed.extract.llm.ray`).
 
 vLLM is imported only when an engine starts: nothing in the default path loads it. An engine spawns
 processes, so a script that runs this backend needs an ``if __name__ == "__main__":`` guard.
@@ -40,13 +40,14 @@ from natfeed.extract.llm.calibration import (
     describe_prior,
     log_softmax,
 )
-from natfeed.extract.llm.engine import Executor, Generated, tail_logprob
+from natfeed.extract.llm.engine import Engine, Generated, tail_logprob
 from natfeed.extract.llm.prompts import PAPER_PATTERNS, Request
 
 if TYPE_CHECKING:
     from natfeed.params import ExtractParams
 
 log = logging.getLogger(__name__)
+Executor = Engine  # the old name of the engine interface, for code that imports it from here
 
 DEFAULT_MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 """The paper's model, used when extract.llm.model is empty."""
@@ -172,11 +173,11 @@ class VLLMExtractor(LocalTokenizerExtractor):
         """The local engine, the replica pool, or the Ray executor (started on first use)."""
         if self._engine is None:
             kwargs = engine_kwargs(self.params)
-            if self.cfg.executor == "ray":
+            if self.cfg.engine_kind == "ray_data":
                 from natfeed.extract.llm.ray import RayExecutor
 
                 self._engine = RayExecutor(kwargs, self.cfg, self.tokenizer)
-            elif self.cfg.replicas > 1:
+            elif self.cfg.engine_kind == "replicas":
                 from natfeed.extract.llm.replicas import ReplicaPool, device_groups
 
                 groups = device_groups(self.cfg.replicas, self.cfg.tensor_parallel_size, self.cfg.devices)
@@ -206,7 +207,7 @@ class VLLMExtractor(LocalTokenizerExtractor):
 
     def _run(self, prompts: list[list[int]], specs: list[dict[str, Any]], keys: list[str]) -> list[Generated]:
         engine = self.engine
-        outs = engine.generate(prompts, specs, keys) if isinstance(engine, Executor) else \
+        outs = engine.generate(prompts, specs, keys) if isinstance(engine, Engine) else \
             run_engine(engine, prompts, specs)
         self.cached_tokens += sum(o.cached_tokens for o in outs)
         return outs
@@ -255,11 +256,11 @@ class VLLMExtractor(LocalTokenizerExtractor):
         for _, req in rows:
             row = [next(outs).prompt_logprob for _ in req.choices or ()]
             if any(x is None for x in row):
-                raise ValueError(f"vllm ({self.cfg.executor} executor) returned no prompt log-probabilities for "
+                raise ValueError(f"vllm ({self.cfg.engine_kind} engine) returned no prompt log-probabilities for "
                                  f"the label tokens of {req.conversation_id!r} (an engine or Ray Data LLM "
                                  "without prompt_logprobs, or one that tokenized the prompt differently): "
                                  "extract.llm.calibration: content_free cannot score the labels; use "
-                                 "extract.vllm.executor: local or calibration: none")
+                                 "extract.vllm.engine: local or calibration: none")
             scores.append([float(x) for x in row if x is not None])
         return scores
 
@@ -268,6 +269,6 @@ class VLLMExtractor(LocalTokenizerExtractor):
 
     def close(self) -> None:
         """Stop replica processes / the Ray executor (a local engine ends with the process)."""
-        if isinstance(self._engine, Executor):
+        if isinstance(self._engine, Engine):
             self._engine.close()
         self._engine = None
