@@ -198,17 +198,38 @@ def extract(
                                  "cluster of --ray-address; extract.executor. docs/SCALING.md."),
     ray_address: str = typer.Option(None, "--ray-address", help="With --executor ray: auto, or ray://head:10001 "
                                     "(`ray start --head` prints it); default: a local Ray; extract.ray_address."),
+    cache: bool = typer.Option(None, "--cache/--no-cache", help="LLM backends: answer from the judgement cache "
+                               "where it holds the answer, and store new ones (default on; extract.cache)."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="The judgement cache's folder; default "
+                                   "<shard dir>/cache; extract.cache_dir. See `natfeed cache stats`."),
+    estimate: bool = typer.Option(False, "--estimate", help="Read and plan only: print the conversations, judged "
+                                  "turns, requests, how many are cached, prompt tokens, and the time and cost at "
+                                  "extract.cost's rates. Loads no model, sends nothing, writes nothing."),
+    max_requests: int = typer.Option(None, "--max-requests", min=0, help="Budget: send at most N new requests "
+                                     "(cache hits are free), keep what is done, write no feedback table and exit "
+                                     "3; a rerun sends the rest. extract.llm.max_requests."),
+    as_json: bool = typer.Option(False, "--json", help="With --estimate: the estimate as JSON."),
     params: Path = ParamsOpt,
 ) -> None:
-    """Find feedback turns (the five categories of the paper) in conversations."""
+    """Find feedback turns (the five categories of the paper) in conversations.
+
+    Exit 0: done; 2: a usage or input error; 3: stopped by --max-requests (rerun to continue)."""
     from natfeed.extract.run import extract_file, extract_partition, write_paper_csv
 
+    llm = {k: v for k, v in {"model": model, "max_requests": max_requests}.items() if v is not None}
     overrides = {"backend": backend, "mode": mode, "shard_dir": str(shard_dir) if shard_dir else None,
-                 "executor": executor, "ray_address": ray_address,
-                 "llm": {"model": model} if model else None, "openai": {"base_url": base_url} if base_url else None}
+                 "executor": executor, "ray_address": ray_address, "cache": cache,
+                 "cache_dir": str(cache_dir) if cache_dir else None,
+                 "llm": llm or None, "openai": {"base_url": base_url} if base_url else None}
     p = _extract_params(_params(params).extract, overrides)
     if (shard_index is None) != (num_shards is None):
         raise ParamsError("give --partition-index and --num-partitions together")
+    if estimate:
+        from natfeed.extract.estimate import estimate_run, format_estimate
+
+        est = estimate_run(input, output, p)
+        typer.echo(json.dumps(est.to_dict(), indent=1) if as_json else format_estimate(est))
+        return
     if num_shards is not None:
         result = extract_partition(input, output, p, shard_index, num_shards)
     else:
@@ -220,10 +241,13 @@ def extract(
     if result.get("rows_rejected") or result.get("rows_duplicate"):
         typer.echo(f"{result['rows_rejected']} rows rejected, {result['rows_duplicate']} duplicate conversations "
                    "dropped", err=True)
-    if result.get("requests"):
-        typer.echo(f"{result['requests']} requests, {result['prompt_tokens']} prompt + {result['generated_tokens']} "
-                   f"generated tokens, {result['parse_failures']} parse failures, {result['unmatched_spans']} "
-                   f"unmatched spans; {result.get('shards_resumed', 0)} of {result.get('shards', 0)} shards resumed")
+    if result.get("requests") or result.get("cache_hits"):
+        cost = result.get("estimated_cost")
+        typer.echo(f"{result['requests']} requests sent, {result.get('cache_hits', 0)} answered from the cache, "
+                   f"{result['prompt_tokens']} prompt + {result['generated_tokens']} generated tokens"
+                   + (f" (~{cost:.4f} {result.get('cost_currency', '')})" if cost is not None else "")
+                   + f", {result['parse_failures']} parse failures, {result['unmatched_spans']} unmatched spans; "
+                   f"{result.get('shards_resumed', 0)} of {result.get('shards', 0)} shards resumed")
     _skipped(result)
 
 
@@ -475,6 +499,69 @@ def models(
         return
     typer.echo(f"{reg.model_name}: {len(rows)} version(s), newest first (* = built from uncommitted changes)")
     typer.echo(table(rows))
+
+
+cache_app = typer.Typer(cls=_Group, no_args_is_help=True, help="The judgement cache of the LLM backends: what "
+                        "it holds (stats) and dropping old entries (prune). docs/SCALING.md, \"The judgement cache\".")
+app.add_typer(cache_app, name="cache")
+CacheDirOpt = typer.Option(None, "--cache-dir", help="The cache's folder; default extract.cache_dir, else the "
+                           "pipeline's (<folder of paths.feedback>/.feedback.shards/cache).")
+
+
+def _cache(cache_dir: Path | None, params: Path) -> Any:
+    from natfeed.extract.checkpoint import shard_root, with_cache_dir
+    from natfeed.extract.llm.cache import FILENAME, JudgementCache
+
+    if cache_dir is None:
+        p = _params(params)
+        folder = with_cache_dir(p.extract.model_copy(update={"cache": True}), p.paths.feedback).cache_dir
+        cache_dir = Path(folder or shard_root(p.extract, p.paths.feedback) / "cache")
+    if not (cache_dir / FILENAME).is_file():
+        raise ParamsError(f"{cache_dir} holds no judgement cache ({FILENAME}): an LLM extraction makes it, or "
+                          "name one with --cache-dir")
+    return JudgementCache(cache_dir)
+
+
+@cache_app.command("stats")
+def cache_stats(
+    cache_dir: Path = CacheDirOpt,
+    as_json: bool = typer.Option(False, "--json", help="JSON for scripts."),
+    params: Path = ParamsOpt,
+) -> None:
+    """Entries, size on disk and, per model, entries, hits and the oldest and newest entry."""
+    cache = _cache(cache_dir, params)
+    stats = cache.stats()
+    cache.close()
+    if as_json:
+        typer.echo(json.dumps(stats.to_dict(), indent=1))
+        return
+    typer.echo(f"{stats.path}: {stats.entries} entries, {stats.bytes / 2**20:.2f} MiB")
+    rows = [("model", "entries", "hits", "oldest", "newest")] + [
+        (m["model"], str(m["entries"]), str(m["hits"]), m["oldest"] or "-", m["newest"] or "-") for m in stats.by_model]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@cache_app.command("prune")
+def cache_prune(
+    older_than: str = typer.Option(..., "--older-than", help="Drop the entries written longer ago than this: "
+                                   "30d, 12h, 90m, or seconds."),
+    cache_dir: Path = CacheDirOpt,
+    params: Path = ParamsOpt,
+) -> None:
+    """Delete old entries (their requests are sent again the next time they are needed)."""
+    from natfeed.extract.llm.cache import parse_duration
+
+    try:
+        seconds = parse_duration(older_than)
+    except ValueError as err:
+        raise ParamsError(f"--older-than: {err}") from None
+    cache = _cache(cache_dir, params)
+    removed = cache.prune(seconds)
+    left = cache.stats().entries
+    cache.close()
+    typer.echo(f"removed {removed} entries older than {older_than}; {left} left in {cache.path}")
 
 
 review_app = typer.Typer(cls=_Group, no_args_is_help=True, help="Review extractor output in Label Studio and turn "

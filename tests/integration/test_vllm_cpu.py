@@ -93,6 +93,15 @@ def test_turn_mode_end_to_end_and_resume(setup):
     assert report2["conversations_this_run"] == 0 and report2["rows"] == report["rows"]
     assert "starting an engine" not in again.stderr
 
+    # new shards, the same judgement cache: every request a hit, no engine, the same (sampled) rows
+    other = setup["root"] / "turn-cached" / "feedback.parquet"
+    cached = _extract(setup, other, "--mode", "turn", "--shard-dir", str(setup["root"] / "shards-2"),
+                      "--cache-dir", str(setup["root"] / "shards" / "cache"))
+    report3 = read_report(other.parent / "feedback.report.json")
+    assert report3["requests"] == 0 and report3["cache_hits"] == report["judged_turns"]
+    assert "starting an engine" not in cached.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(other), pd.read_parquet(out))
+
 
 def test_paper_mode_end_to_end(setup):
     out = setup["root"] / "paper" / "feedback.parquet"

@@ -2,6 +2,7 @@
 
 Exit 0: done. Exit 1: the data failed a check (validate's gate, a refused promotion). Exit 2: a usage or
 input error (a missing or unreadable file, the wrong table, bad params, a server that cannot be used).
+Exit 3: stopped by a budget (``--max-requests``): what is done is kept, a rerun continues.
 Errors print as a few lines that say what is wrong and what to do; the traceback only with ``-v`` (the
 CLI) or ``NATFEED_LOG_LEVEL=DEBUG`` (stages).
 """
@@ -14,7 +15,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_BUDGET = 0, 1, 2, 3
 
 
 class NatfeedError(Exception):
@@ -35,6 +36,12 @@ class CheckFailed(NatfeedError):
     """The data failed a check, or the gate refused a promotion."""
 
     exit_code = EXIT_CHECK_FAILED
+
+
+class BudgetStopped(NatfeedError, RuntimeError):
+    """A run stopped because its budget was spent (exit 3); its finished work is kept and a rerun continues."""
+
+    exit_code = EXIT_BUDGET
 
 
 INPUT_ERRORS: tuple[type[BaseException], ...] = (NatfeedError, FileNotFoundError, PermissionError,

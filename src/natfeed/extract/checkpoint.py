@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from natfeed.core.io import atomic_write, file_md5
 from natfeed.core.tables import FEEDBACK_SCHEMA
+from natfeed.extract.llm.cache import default_cache_dir
 from natfeed.extract.llm.prompts import PROMPT_VERSION
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 OPERATIONAL: dict[str, frozenset[str]] = {
     "extract": frozenset({"workers", "detect_language", "heuristic", "shard_dir", "executor", "ray_address",
-                         "ray_actors", "ray_gpus_per_actor", "ray_object_store_mb"}),
+                         "ray_actors", "ray_gpus_per_actor", "ray_object_store_mb", "cache", "cache_dir", "cost"}),
     "openai": frozenset({"concurrency", "timeout_s", "max_retries", "backoff_s", "max_backoff_s", "api_key_env",
                          "base_url"}),
     "transformers": frozenset({"device"}),
@@ -40,7 +41,7 @@ OPERATIONAL: dict[str, frozenset[str]] = {
 """Per params section, the keys that change how fast or where work runs, not the answers: left out of the run
 key, so that a run resumed with more GPUs, replicas, a bigger batch or another server continues its shards.
 ``extract.batch_size`` stays in: it sets the shard boundaries."""
-LLM_OPERATIONAL = frozenset({"shard_requests", "shard_seconds", "progress_seconds"})
+LLM_OPERATIONAL = frozenset({"shard_requests", "shard_seconds", "progress_seconds", "max_requests"})
 """``extract.llm`` keys that only say when shards are cut and progress is shown: the manifest records each
 shard's conversations, so a resume with other values continues."""
 
@@ -51,6 +52,36 @@ BACKEND_SECTION = {"paper_loop": "transformers"}
 
 def _semantic(section: dict[str, Any], operational: frozenset[str]) -> dict[str, Any]:
     return {k: v for k, v in sorted(section.items()) if k not in operational}
+
+
+def shard_root(params: ExtractParams, output: str | Path) -> Path:
+    """``extract.shard_dir``, or ``<output folder>/.<output stem>.shards`` when it is not set."""
+    if params.shard_dir:
+        return Path(params.shard_dir)
+    out = Path(output)
+    return out.parent / f".{out.name.split('.')[0]}.shards"
+
+
+def with_cache_dir(params: ExtractParams, output: str | Path) -> ExtractParams:
+    """``params`` with ``extract.cache_dir`` resolved (its default is beside the shards), so that every process of
+    the run (worker, Ray actor) opens the same judgement cache."""
+    if not params.cache or params.cache_dir:
+        return params
+    return params.model_copy(update={"cache_dir": str(default_cache_dir(shard_root(params, output)))})
+
+
+def llm_semantics(params: ExtractParams) -> dict[str, Any]:
+    """``extract.llm`` less what only says when shards are cut (and the model, which the cache fingerprints)."""
+    return _semantic(params.llm.model_dump(), LLM_OPERATIONAL | {"model"})
+
+
+def backend_semantics(params: ExtractParams, backend: str) -> dict[str, Any]:
+    """The backend's params section less what only says how fast or where work runs."""
+    name = BACKEND_SECTION.get(backend, backend)
+    section = getattr(params, name, None)
+    if section is None or not hasattr(section, "model_dump"):
+        return {}
+    return _semantic(section.model_dump(), OPERATIONAL.get(name, frozenset()))
 
 
 def run_key(files: list[Path], params: ExtractParams, identity: str) -> tuple[str, dict[str, Any]]:

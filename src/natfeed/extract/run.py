@@ -20,15 +20,18 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from natfeed.core.conversation import Conversation, judged_turns
-from natfeed.core.errors import NatfeedError, ServerError
+from natfeed.core.errors import BudgetStopped, NatfeedError, ServerError, UsageError
 from natfeed.core.io import ParquetSink, atomic_path, atomic_write, sibling, write_report
 from natfeed.core.tables import FEEDBACK_SCHEMA, REJECTED_SCHEMA
 from natfeed.extract.backends import PER_TURN_BACKENDS, make_extractor
 from natfeed.extract.base import BatchResult, Extractor
-from natfeed.extract.checkpoint import ShardStore, run_key
+from natfeed.extract.checkpoint import ShardStore, run_key, shard_root, with_cache_dir
+from natfeed.extract.estimate import price
 from natfeed.extract.executors import Executor, ExecutorFailed, InProcess, ProcessPool, make_executor
 from natfeed.extract.inputs import ConversationReader
 from natfeed.extract.llm.base import STAT_KEYS as LLM_STAT_KEYS
+from natfeed.extract.llm.base import BudgetReached
+from natfeed.extract.llm.cache import JudgementCache
 from natfeed.extract.partition import partition_path, write_partition
 from natfeed.extract.progress import RequestProgress
 from natfeed.params import ExtractParams
@@ -40,14 +43,6 @@ PAPER_COLUMNS = ("conversation_id", "feedback_turn", "category", "label")
 
 class ExtractionStopped(NatfeedError, RuntimeError):
     """An LLM extraction stopped part way (the server failed); its finished shards are kept."""
-
-
-def shard_root(params: ExtractParams, output: str | Path) -> Path:
-    """``extract.shard_dir``, or ``<output folder>/.<output stem>.shards`` when it is not set."""
-    if params.shard_dir:
-        return Path(params.shard_dir)
-    out = Path(output)
-    return out.parent / f".{out.name.split('.')[0]}.shards"
 
 
 def _detect(params: ExtractParams, reader: ConversationReader) -> tuple[float, int] | None:
@@ -65,6 +60,7 @@ def extract_file(
     LLM backends (``resumable`` extractors) work in shards under :func:`shard_root` and continue where a
     killed run stopped. Writes ``<output stem>.report.json`` too and returns the report."""
     reader = ConversationReader(input_path, params.batch_size)  # raises InputError before writing anything
+    params = with_cache_dir(params, output)
     if extractor is None and params.backend not in PER_TURN_BACKENDS:
         extractor = make_extractor(params)
     if extractor is not None and getattr(extractor, "resumable", False):
@@ -201,6 +197,10 @@ def _extract_sharded(reader: ConversationReader, output: str | Path, params: Ext
                      ) -> dict[str, Any]:
     """The resumable path: shards of at most ``extract.batch_size`` conversations, ``shard_requests`` requests or
     ``shard_seconds`` of work, each committed to the manifest with its conversations; a rerun skips them."""
+    if params.llm.max_requests is not None and params.executor == "ray":
+        raise UsageError("extract.llm.max_requests (--max-requests) counts requests in this process: use "
+                         "extract.executor: local (the vllm backend spreads over GPUs with vllm.engine), or no cap")
+    cache = _attach_cache(params, extractor)
     key, config = run_key(reader.scan.files, params, extractor.identity)
     store = ShardStore(shard_root(params, output), key, config)
     done = store.done
@@ -228,10 +228,14 @@ def _extract_sharded(reader: ConversationReader, output: str | Path, params: Ext
             try:
                 done_now = _run_shards(ShardPlanner(stream, len(done), params, max_requests), store, params,
                                        progress, executor)
+            except BudgetReached as err:
+                raise _budget_stopped(reader, params, extractor, store) from err
             finally:
                 executor.close()
     finally:
         progress.close()
+        if cache is not None:
+            cache.close()
     per_category, totals, shard_seconds = _assemble(store, output)
     failures_path = store.root.parent / f"{Path(output).name.split('.')[0]}.parse_failures.jsonl"
     atomic_write(failures_path, "".join(line + "\n" for line in store.failures()).encode("utf-8"))
@@ -242,12 +246,38 @@ def _extract_sharded(reader: ConversationReader, output: str | Path, params: Ext
     result.update({"mode": params.mode, "shards": len(store.done), "shards_resumed": len(done),
                    "shard_seconds": round(shard_seconds, 3), "conversations_this_run": done_now,
                    "shard_dir": str(store.dir), "parse_failures_file": str(failures_path),
-                   "seconds_per_request": round(shard_seconds / totals["requests"], 4) if totals["requests"] else None})
+                   "seconds_per_request": round(shard_seconds / totals["requests"], 4) if totals["requests"] else None,
+                   "estimated_cost": price(totals["prompt_tokens"], totals["generated_tokens"], params.cost)[1],
+                   "cost_currency": params.cost.currency, "cache_dir": str(cache.dir) if cache is not None else None})
     write_report(sibling(output, "report.json"), result)
     log.info("extract: %d conversations (%d this run), %d requests, %d feedback rows, %d parse failures, "
              "%d unmatched spans in %.1fs", totals["conversations"], done_now, totals["requests"],
              result["rows"], totals["parse_failures"], totals["unmatched_spans"], result["seconds"])
     return result
+
+
+def _attach_cache(params: ExtractParams, extractor: Extractor) -> JudgementCache | None:
+    """The judgement cache of this run, attached to ``extractor`` (unless it has one, or the cache is off)."""
+    if not params.cache or not hasattr(extractor, "use_cache"):
+        return None
+    cache: JudgementCache | None = getattr(extractor, "cache", None)
+    if cache is None and params.cache_dir:
+        cache = JudgementCache(params.cache_dir)
+        extractor.use_cache(cache)
+    return cache
+
+
+def _budget_stopped(reader: ConversationReader, params: ExtractParams, extractor: Any, store: ShardStore
+                    ) -> BudgetStopped:
+    """The exit-3 error of a run that spent ``extract.llm.max_requests``: what was sent, what remains, what is kept."""
+    from natfeed.extract.estimate import estimate
+
+    left = estimate(reader.path, params, extractor)
+    return BudgetStopped(
+        f"stopped by the budget: {extractor.sent} new request(s) sent (extract.llm.max_requests / --max-requests "
+        f"{params.llm.max_requests}); {left.to_send} of {left.requests} request(s) are still unanswered, "
+        f"{left.cached} are cached. No feedback table was written.\n{_kept(store)}; rerun without the cap (or "
+        "with a new one) to send the rest")
 
 
 def _kept(store: ShardStore) -> str:

@@ -45,6 +45,9 @@ class LLMParams(Section):
     shard_seconds: float = Field(300.0, gt=0, description="... or after this many seconds of work: a kill loses "
                                  "at most this much")
     progress_seconds: float = Field(30.0, gt=0, description="Not on a terminal: a progress log line this often")
+    max_requests: int | None = Field(None, ge=0, description="Budget: send at most this many new requests (cache "
+                                     "hits are free), then stop with exit 3 keeping every finished shard and "
+                                     "cached answer; a rerun sends the rest. null = no cap (flag --max-requests)")
 
 
 class OpenAIParams(EndpointParams):
@@ -131,6 +134,18 @@ class VLLMParams(Section):
 
 
 
+class CostParams(Section):
+    """``extract.cost``: the rates ``natfeed extract --estimate`` and the reports price a run at (null = unknown).
+    Per-token prices (a hosted API) and a GPU-hour price (your own engine) add up; a GPU price needs a rate."""
+
+    input_per_million: float | None = Field(None, ge=0, description="Price per million prompt tokens")
+    output_per_million: float | None = Field(None, ge=0, description="Price per million generated tokens")
+    gpu_hour: float | None = Field(None, ge=0, description="Price of one GPU-hour (needs tokens_per_second)")
+    tokens_per_second: float | None = Field(None, gt=0, description="Throughput, prompt + generated tokens per "
+                                            "second (the time estimate; with gpu_hour, its cost)")
+    currency: str = Field("USD", description="Shown beside the cost")
+
+
 class ExtractParams(Section):
     """Feedback extraction."""
 
@@ -160,6 +175,12 @@ class ExtractParams(Section):
     shard_dir: str | None = Field(None, description="LLM backends: resumable shards + manifest, keyed by input "
                                   "and params (not a DVC out, so a rerun finds them); null = "
                                   "<output folder>/.<output stem>.shards")
+    cache: bool = Field(True, description="LLM backends: answer from the judgement cache where it holds the answer "
+                        "(keyed by model, params that change answers, prompt version and the exact request; never "
+                        "the input file) and store every new answer there")
+    cache_dir: str | None = Field(None, description="The judgement cache's folder (not a DVC out; flag --cache-dir); "
+                                  "null = <shard dir>/cache")
+    cost: CostParams = Field(default_factory=CostParams)
     llm: LLMParams = Field(default_factory=LLMParams)
     openai: OpenAIParams = Field(default_factory=OpenAIParams)
     transformers: TransformersParams = Field(default_factory=TransformersParams)

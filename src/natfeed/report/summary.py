@@ -112,7 +112,14 @@ def _feedback(r: Mapping[str, Any] | None, with_feedback: int | None) -> list[st
     head = f"{fmt(r['rows'])} feedback rows in {fmt(judged)} judged user turns{share}, {r['extractor']}"
     per = r.get("rows_per_category", {})
     cats = " · ".join(f"{c} {fmt(per.get(c, 0))}" for c in CATEGORIES)
-    return [_line("feedback", head), _line("", cats)]
+    lines = [_line("feedback", head), _line("", cats)]
+    if r.get("requests") or r.get("cache_hits"):  # an LLM backend ran: what it cost
+        cost = r.get("estimated_cost")
+        price = f", ~{cost:.4f} {r.get('cost_currency', '')}".rstrip() if cost is not None else ""
+        lines.append(_line("llm", f"{fmt(r.get('requests', 0))} requests sent, {fmt(r.get('cache_hits', 0))} "
+                           f"answered from the cache, {fmt(r.get('prompt_tokens', 0))} prompt + "
+                           f"{fmt(r.get('generated_tokens', 0))} generated tokens{price}"))
+    return lines
 
 
 def _quality(r: Mapping[str, Any] | None) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -117,14 +118,20 @@ def test_finished_run_reruns_without_work_and_changed_params_start_afresh(tmp_pa
     assert extract_file(conv, tmp_path / "feedback.parquet", same, FakeLLM(same))["shards_resumed"] == 3
 
 
-def test_changed_input_starts_afresh(tmp_path):
+def test_changed_input_starts_new_shards_and_the_cache_answers_the_old_requests(tmp_path):
     conv = write_conversations(tmp_path / "conv.parquet", 8)
     p = _params(tmp_path)
-    extract_file(conv, tmp_path / "feedback.parquet", p, FakeLLM(p))
+    first = extract_file(conv, tmp_path / "feedback.parquet", p, FakeLLM(p))
     write_conversations(conv, 9)
     ext = FakeLLM(p)
     report = extract_file(conv, tmp_path / "feedback.parquet", p, ext)
-    assert report["shards_resumed"] == 0 and report["conversations"] == 9 and ext.calls == 3
+    assert report["shards_resumed"] == 0 and report["conversations"] == 9
+    assert ext.calls == 1 and report["cache_hits"] == first["requests"] and report["requests"] == 3  # the 9th's turns
+    off = p.model_copy(update={"cache": False, "shard_dir": str(tmp_path / "other")})
+    uncached = FakeLLM(off)
+    again = extract_file(conv, tmp_path / "scratch.parquet", off, uncached)
+    assert uncached.calls == 3 and again["cache_hits"] == 0 and again["requests"] == first["requests"] + 3
+    pd.testing.assert_frame_equal(_rows(tmp_path / "feedback.parquet"), _rows(tmp_path / "scratch.parquet"))
 
 
 def _cli(conv: Path, out: Path, shard_dir: Path, url: str, params: Path) -> list[str]:
@@ -161,6 +168,8 @@ def test_sigkill_mid_run_then_rerun_continues(tmp_path):
         proc.wait()
         killed_at = _done(shards)
         assert proc.returncode == -signal.SIGKILL and 3 <= killed_at < 10, killed_at
+        with sqlite3.connect(shards / "cache" / "judgements.sqlite") as conn:  # what the cache had at the kill
+            cached = int(conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
         before = len(srv.requests)
         rerun = subprocess.run(_cli(conv, out, shards, srv.url, params), env=env, cwd=tmp_path,
                                capture_output=True, text=True, timeout=300)
@@ -174,6 +183,7 @@ def test_sigkill_mid_run_then_rerun_continues(tmp_path):
     report = read_report(tmp_path / "run" / "feedback.report.json")
     assert report["shards_resumed"] == killed_at and report["shards"] == 10
     assert resumed_requests < total_requests  # the finished shards were not asked again
+    assert resumed_requests == total_requests - cached  # nor an answer the cache held (every other one was)
     resumed, full = _rows(out), _rows(clean_out)
     assert not resumed.duplicated(["conversation_id", "feedback_turn"]).any()
     pd.testing.assert_frame_equal(resumed, full)
@@ -194,6 +204,7 @@ def test_sigkill_mid_run_then_rerun_continues(tmp_path):
     ({"batch_size": 7}, False),  # shard boundaries
     ({"llm": {"shard_requests": 5, "shard_seconds": 10.0, "progress_seconds": 1.0}}, True),  # the manifest has them
     ({"mode": "paper"}, False),
+    ({"cache": False, "cache_dir": "x", "cost": {"gpu_hour": 2.0}, "llm": {"max_requests": 5}}, True),
 ])
 def test_run_key_ignores_only_operational_params(tmp_path, change, same):
     from natfeed.extract.checkpoint import run_key

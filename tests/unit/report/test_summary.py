@@ -87,3 +87,13 @@ def test_evaluate_shows_policy_vs_base_beside_the_primary_comparison(tmp_path: P
         "policy_vs_sft": {"n": 6}, "policy_vs_base": {"accuracy": 0.8333, "ci_low": 0.44, "ci_high": 0.97, "n": 6}}}}
     text = "\n".join(build_summary(_paths(tmp_path, reports), "sqlite:///x.db"))
     assert "policy_vs_base 0.833 (CI 0.44–0.97)" in text
+
+
+def test_an_llm_extraction_shows_its_cache_hits_and_cost(tmp_path: Path) -> None:
+    llm = {**REPORTS["extract"], "extractor": "openai-turn:m", "requests": 6, "cache_hits": 30,
+           "prompt_tokens": 12000, "generated_tokens": 40, "estimated_cost": 0.0244, "cost_currency": "USD"}
+    text = "\n".join(build_summary(_paths(tmp_path, {**REPORTS, "extract": llm}), "sqlite:///m.db", "abc"))
+    assert "6 requests sent, 30 answered from the cache" in text and "~0.0244 USD" in text
+    (tmp_path / "h").mkdir()
+    heuristic = "\n".join(build_summary(_paths(tmp_path / "h", REPORTS), "sqlite:///m.db", "abc"))
+    assert "answered from the cache" not in heuristic

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from natfeed.core.categories import NONE
 from natfeed.core.conversation import Conversation, judged_turns
-from natfeed.core.errors import UsageError
+from natfeed.core.errors import BudgetStopped, UsageError
 from natfeed.extract.base import Detection
+from natfeed.extract.llm.cache import JudgementCache, model_fingerprint, request_key
 from natfeed.extract.llm.parse import (
     ParseError,
     ParseFailure,
@@ -35,15 +36,24 @@ from natfeed.extract.llm.parse import (
     parse_paper_answer,
     parse_turn_label,
 )
-from natfeed.extract.llm.prompts import PromptConfig, Request, build_requests
+from natfeed.extract.llm.prompts import PROMPT_VERSION, PromptConfig, Request, build_requests
 
 if TYPE_CHECKING:
     from natfeed.params import ExtractParams
 
 log = logging.getLogger(__name__)
 
-STAT_KEYS = ("requests", "prompt_tokens", "generated_tokens", "parse_failures", "unmatched_spans")
-"""The counters each LLM backend adds to the extract report."""
+STAT_KEYS = ("requests", "cache_hits", "prompt_tokens", "generated_tokens", "parse_failures", "unmatched_spans")
+"""The counters each LLM backend adds to the extract report: ``requests`` were sent to the model (the prompt and
+generated tokens are theirs), ``cache_hits`` were answered from the judgement cache."""
+
+
+class BudgetReached(BudgetStopped):
+    """``extract.llm.max_requests`` new requests were sent: the run stops (exit 3), keeping what is done."""
+
+    def __init__(self, sent: int) -> None:
+        super().__init__(f"the budget of new requests is spent ({sent} sent in its last batch)")
+        self.sent = sent
 
 
 @dataclass
@@ -59,6 +69,21 @@ class Answer:
     """The request failed for good (e.g. HTTP 400): kept as a failure, the run goes on."""
     raw_logprob: float | None = None
     """With calibration: the label's log-probability before it (``logprob`` is the calibrated one)."""
+
+    def to_cache(self) -> dict[str, Any]:
+        return {"text": self.text, "logprob": self.logprob, "prompt_tokens": self.prompt_tokens,
+                "generated_tokens": self.generated_tokens, "raw_logprob": self.raw_logprob}
+
+    @classmethod
+    def from_cache(cls, value: dict[str, Any]) -> Answer | None:
+        """The answer a cache entry holds, or None when it is not one."""
+        text = value.get("text")
+        probs = [value.get("logprob"), value.get("raw_logprob")]
+        if not isinstance(text, str) or not all(p is None or isinstance(p, int | float) for p in probs):
+            return None
+        return cls(text=text, logprob=probs[0], raw_logprob=probs[1],
+                   prompt_tokens=int(value.get("prompt_tokens") or 0),
+                   generated_tokens=int(value.get("generated_tokens") or 0))
 
 
 def prompt_config(params: ExtractParams, count_tokens: Callable[[str], int] | None = None) -> PromptConfig:
@@ -98,6 +123,15 @@ class LLMExtractor:
             self.identity += f"+{params.llm.calibration}"
         self.counters: Counter[str] = Counter({k: 0 for k in STAT_KEYS})
         self.failures: list[ParseFailure] = []
+        self.cache: JudgementCache | None = None
+        self.budget: int | None = params.llm.max_requests
+        """New requests this extractor may still send (None = no cap)."""
+        self.sent = 0
+        self._cache_parts: dict[str, Any] | None = None
+
+    def use_cache(self, cache: JudgementCache | None) -> None:
+        """Answer from (and fill) ``cache``; None = every request is sent."""
+        self.cache, self._cache_parts = cache, None
 
     # -- what a backend implements ------------------------------------------------------------
     def count_tokens(self) -> Callable[[str], int] | None:
@@ -107,21 +141,74 @@ class LLMExtractor:
     def generate(self, requests: list[Request]) -> list[Answer]:
         raise NotImplementedError
 
+    def model_identity(self) -> dict[str, Any]:
+        """What identifies the model in a cache key: its name, and the sha256 of its files when it is local."""
+        return model_fingerprint(self.params.llm.model, self.cache)
+
+    def request_identity(self, req: Request) -> dict[str, Any]:
+        """What identifies one request in a cache key (the exact prompt and the allowed answers)."""
+        return {"mode": req.mode, "messages": req.messages, "choices": list(req.choices or ()),
+                "json_schema": req.json_schema}
+
     # -- shared --------------------------------------------------------------------------------
     def requests(self, conversations: Sequence[Conversation]) -> list[Request]:
         return build_requests(conversations, self.mode, prompt_config(self.params, self.count_tokens()))
 
+    def cache_parts(self) -> dict[str, Any]:
+        """The part of every key that is the same for the whole run: backend, model, the params that change
+        answers (not those that only say how fast or where work runs), the prompt version."""
+        if self._cache_parts is None:
+            from natfeed.extract.checkpoint import backend_semantics, llm_semantics
+
+            self._cache_parts = {"backend": self.backend, "identity": self.identity, "model": self.model_identity(),
+                                 "prompt_version": PROMPT_VERSION, "llm": llm_semantics(self.params),
+                                 "backend_params": backend_semantics(self.params, self.backend)}
+        return self._cache_parts
+
+    def cache_key(self, req: Request) -> str:
+        return request_key({**self.cache_parts(), "request": self.request_identity(req)})
+
+    def answers(self, requests: list[Request]) -> list[Answer]:
+        """One answer per request: from the cache where it holds one, else from :meth:`generate` (then
+        cached). Counts requests sent, cache hits and tokens; raises :class:`BudgetReached` once
+        ``extract.llm.max_requests`` are sent and more would be needed (after caching those sent)."""
+        if not requests:
+            return []
+        keys = [self.cache_key(r) for r in requests] if self.cache is not None else []
+        found = self.cache.get_many(keys) if self.cache is not None else {}
+        got: list[Answer | None] = [Answer.from_cache(found[k]) if k in found else None for k in keys] or \
+            [None] * len(requests)
+        misses = [i for i, a in enumerate(got) if a is None]
+        hits = len(requests) - len(misses)
+        stop = self.budget is not None and len(misses) > self.budget
+        if stop:
+            misses = misses[:self.budget]
+        fresh = self.generate([requests[i] for i in misses]) if misses else []
+        if len(fresh) != len(misses):
+            raise RuntimeError(f"{self.backend}: {len(fresh)} answers for {len(misses)} requests")
+        if self.cache is not None:
+            self.cache.put_many((keys[i], self.identity, a.to_cache()) for i, a in zip(misses, fresh, strict=True)
+                                if a.error is None)
+            self.cache.count_hits(self.identity, hits)
+        for i, a in zip(misses, fresh, strict=True):
+            got[i] = a
+            self.counters["requests"] += 1
+            self.counters["prompt_tokens"] += a.prompt_tokens or requests[i].prompt_tokens
+            self.counters["generated_tokens"] += a.generated_tokens
+        self.sent += len(misses)
+        if self.budget is not None:
+            self.budget -= len(misses)
+        if stop:
+            raise BudgetReached(len(misses))
+        self.counters["cache_hits"] += hits
+        return [a for a in got if a is not None]
+
     def extract(self, conversations: Sequence[Conversation]) -> list[Detection]:
         requests = self.requests(conversations)
-        answers = self.generate(requests) if requests else []
-        if len(answers) != len(requests):
-            raise RuntimeError(f"{self.backend}: {len(answers)} answers for {len(requests)} requests")
+        answers = self.answers(requests)
         by_id = {c.conversation_id: c for c in conversations}
         out: list[Detection] = []
         for req, ans in zip(requests, answers, strict=True):
-            self.counters["requests"] += 1
-            self.counters["prompt_tokens"] += ans.prompt_tokens or req.prompt_tokens
-            self.counters["generated_tokens"] += ans.generated_tokens
             if ans.error is not None:
                 self._fail(req, ans.text, ans.error)
                 continue

@@ -201,20 +201,20 @@ class PaperLoopExtractor(TransformersExtractor):
     def __init__(self, params: ExtractParams) -> None:
         super().__init__(params.model_copy(update={"mode": "paper"}))
 
-    def extract(self, conversations: Sequence[Conversation]) -> list[Detection]:
+    def requests(self, conversations: Sequence[Conversation]) -> list[Request]:
         cfg = prompt_config(self.params, self.count_tokens())
+        return [paper_request(conv, cfg) for conv in conversations if any(True for _ in judged_turns(conv))]
+
+    def generate(self, requests: list[Request]) -> list[Answer]:
+        """One conversation at a time, sampled (the paper's loop)."""
+        return [self._generate([self.prompt_ids(req)], sample=True, temperature=self.tcfg.paper_loop_temperature,
+                               top_p=self.tcfg.paper_loop_top_p)[0] for req in requests]
+
+    def extract(self, conversations: Sequence[Conversation]) -> list[Detection]:
+        requests = self.requests(conversations)
+        by_id = {c.conversation_id: c for c in conversations}
         out: list[Detection] = []
-        for conv in conversations:
-            turns = list(judged_turns(conv))
-            if not turns:
-                continue
-            req = paper_request(conv, cfg)
-            seq = self.prompt_ids(req)
-            ans = self._generate([seq], sample=True, temperature=self.tcfg.paper_loop_temperature,
-                                 top_p=self.tcfg.paper_loop_top_p)[0]
-            self.counters["requests"] += 1
-            self.counters["prompt_tokens"] += ans.prompt_tokens
-            self.counters["generated_tokens"] += ans.generated_tokens
+        for req, ans in zip(requests, self.answers(requests), strict=True):  # the judgement cache, the budget
             found = _JSON_OBJECT.findall(ans.text)
             objects = []
             for blob in found:
@@ -224,7 +224,7 @@ class PaperLoopExtractor(TransformersExtractor):
                     continue
             if not objects and "[]" not in ans.text:
                 self._fail(req, ans.text, "no_json")
-            out.extend(self._verbatim(turns, objects))
+            out.extend(self._verbatim(list(judged_turns(by_id[req.conversation_id])), objects))
         return out
 
     def _verbatim(self, turns: list[Any], objects: list[Any]) -> list[Detection]:

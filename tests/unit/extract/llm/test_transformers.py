@@ -68,6 +68,19 @@ def test_cli_turn_mode_writes_valid_rows(tiny, tmp_path):
     assert all(r["feedback_text"] and r["extractor"] == report["extractor"] for r in rows)
 
 
+def test_a_second_run_on_the_same_input_is_answered_by_the_judgement_cache(tiny, tmp_path):
+    conv = write_conversations(tmp_path / "conv.parquet", 5)
+    args = ["extract", "--input", str(conv), "--backend", "transformers", "--model", str(tiny), "--params",
+            str(_params_file(tmp_path, llm={"temperature": 1.0, "seed": 5}))]  # sampled: equal only from the cache
+    _run([*args, "--output", str(tmp_path / "a" / "feedback.parquet")])
+    _run([*args, "--output", str(tmp_path / "b" / "feedback.parquet"), "--shard-dir", str(tmp_path / "new"),
+          "--cache-dir", str(tmp_path / "shards" / "cache")])
+    first, second = (read_report(tmp_path / d / "feedback.report.json") for d in "ab")
+    assert first["requests"] == 9 and first["cache_hits"] == 0
+    assert second["requests"] == 0 and second["cache_hits"] == 9 and second["prompt_tokens"] == 0
+    assert pq.read_table(tmp_path / "a" / "feedback.parquet").equals(pq.read_table(tmp_path / "b" / "feedback.parquet"))
+
+
 def test_label_scoring_on_the_cache_equals_full_forward_passes(tiny):
     from natfeed.extract.llm.transformers import TransformersExtractor, label_logprobs
     from tests.unit.extract.llm.test_prompts import CONVS
