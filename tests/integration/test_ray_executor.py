@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -105,7 +106,9 @@ def test_killed_ray_run_resumes_from_its_finished_shards(tmp_path):
     done_requests = sum(manifest["shards"][str(i)]["requests"] for i in range(killed_at))
     assert report["shards_resumed"] == killed_at and report["shards"] > killed_at
     assert asked_again == report["requests"] - done_requests  # the finished shards were not asked again
-    assert report["requests"] == report["judged_turns"] == _report(clean_out)["requests"]
+    assert report["requests"] + report["cache_hits"] == report["judged_turns"] == _report(clean_out)["requests"]
+    with sqlite3.connect(shards / "cache" / "judgements.sqlite") as conn:  # the actors filled the run's cache
+        assert conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == report["judged_turns"]
     pd.testing.assert_frame_equal(_rows(out), _rows(clean_out))
     assert not _rows(out).duplicated(["conversation_id", "feedback_turn"]).any()
     assert "ray: 2 actor(s) of openai" in log

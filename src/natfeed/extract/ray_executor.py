@@ -36,9 +36,12 @@ class ExtractActor:
 
     def __init__(self, params: dict[str, Any], detect: tuple[float, int] | None) -> None:
         from natfeed.extract.backends import make_extractor
+        from natfeed.extract.llm.cache import attach_cache
         from natfeed.params import ExtractParams
 
-        self.extractor = make_extractor(ExtractParams.model_validate({**params, "executor": "local", "workers": 1}))
+        local = ExtractParams.model_validate({**params, "executor": "local", "workers": 1})
+        self.extractor = make_extractor(local)
+        attach_cache(local, self.extractor)  # the driver's cache_dir: every actor reads and fills the same cache
         self.detect = detect
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:

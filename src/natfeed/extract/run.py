@@ -31,7 +31,7 @@ from natfeed.extract.executors import Executor, ExecutorFailed, InProcess, Proce
 from natfeed.extract.inputs import ConversationReader
 from natfeed.extract.llm.base import STAT_KEYS as LLM_STAT_KEYS
 from natfeed.extract.llm.base import BudgetReached
-from natfeed.extract.llm.cache import JudgementCache
+from natfeed.extract.llm.cache import attach_cache
 from natfeed.extract.partition import partition_path, write_partition
 from natfeed.extract.progress import RequestProgress
 from natfeed.params import ExtractParams
@@ -200,7 +200,7 @@ def _extract_sharded(reader: ConversationReader, output: str | Path, params: Ext
     if params.llm.max_requests is not None and params.executor == "ray":
         raise UsageError("extract.llm.max_requests (--max-requests) counts requests in this process: use "
                          "extract.executor: local (the vllm backend spreads over GPUs with vllm.engine), or no cap")
-    cache = _attach_cache(params, extractor)
+    cache = attach_cache(params, extractor)
     key, config = run_key(reader.scan.files, params, extractor.identity)
     store = ShardStore(shard_root(params, output), key, config)
     done = store.done
@@ -254,17 +254,6 @@ def _extract_sharded(reader: ConversationReader, output: str | Path, params: Ext
              "%d unmatched spans in %.1fs", totals["conversations"], done_now, totals["requests"],
              result["rows"], totals["parse_failures"], totals["unmatched_spans"], result["seconds"])
     return result
-
-
-def _attach_cache(params: ExtractParams, extractor: Extractor) -> JudgementCache | None:
-    """The judgement cache of this run, attached to ``extractor`` (unless it has one, or the cache is off)."""
-    if not params.cache or not hasattr(extractor, "use_cache"):
-        return None
-    cache: JudgementCache | None = getattr(extractor, "cache", None)
-    if cache is None and params.cache_dir:
-        cache = JudgementCache(params.cache_dir)
-        extractor.use_cache(cache)
-    return cache
 
 
 def _budget_stopped(reader: ConversationReader, params: ExtractParams, extractor: Any, store: ShardStore

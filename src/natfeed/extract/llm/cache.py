@@ -282,6 +282,18 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)]
 
 
+def attach_cache(params: Any, extractor: Any) -> JudgementCache | None:
+    """The run's judgement cache (``extract.cache_dir``, resolved), attached to ``extractor`` unless it has one;
+    None when the cache is off or the extractor asks no model (the heuristic)."""
+    if not params.cache or not hasattr(extractor, "use_cache"):
+        return None
+    cache: JudgementCache | None = getattr(extractor, "cache", None)
+    if cache is None and params.cache_dir:
+        cache = JudgementCache(params.cache_dir)
+        extractor.use_cache(cache)
+    return cache
+
+
 def default_cache_dir(shard_root: Path) -> Path:
     """``<shard root>/cache``: beside the resumable shards, outside every DVC output."""
     return shard_root / "cache"
