@@ -151,3 +151,19 @@ def test_calibration_is_refused_where_labels_are_not_all_scored():
     paper = make_extractor(ExtractParams(backend="openai", mode="paper",
                                          llm={"model": "m", "calibration": "content_free"}))
     assert paper.identity == "openai-paper:m"  # paper mode has no labels to calibrate
+
+
+def test_estimate_counts_with_the_local_tokenizer_and_loads_no_model(tiny, tmp_path, monkeypatch):
+    from natfeed.extract.estimate import estimate_run
+    from natfeed.extract.llm import transformers as backend
+
+    conv = write_conversations(tmp_path / "conv.parquet", 5)
+    p = ExtractParams(backend="transformers", llm={"model": str(tiny)}, shard_dir=str(tmp_path / "shards"),
+                      detect_language=False, transformers={"device": "cpu"},
+                      cost={"gpu_hour": 3.6, "tokens_per_second": 1000.0})
+    monkeypatch.setattr(backend.TransformersExtractor, "model", property(lambda self: pytest.fail("model loaded")))
+    est = estimate_run(conv, tmp_path / "f.parquet", p)
+    assert est.requests == est.to_send == 9 and est.cached == 0
+    assert est.prompt_tokens_counted_by == "the model's tokenizer" and est.prompt_tokens > 9 * 100
+    assert est.seconds == pytest.approx((est.prompt_tokens + est.max_generated_tokens) / 1000, abs=1e-3)
+    assert est.cost == pytest.approx(est.seconds / 3600 * 3.6, abs=1e-6)
