@@ -221,7 +221,8 @@ def extract(
                  "executor": executor, "ray_address": ray_address, "cache": cache,
                  "cache_dir": str(cache_dir) if cache_dir else None,
                  "llm": llm or None, "openai": {"base_url": base_url} if base_url else None}
-    p = _extract_params(_params(params).extract, overrides)
+    project = _params(params)
+    p = _extract_params(project.extract, overrides)
     if (shard_index is None) != (num_shards is None):
         raise ParamsError("give --partition-index and --num-partitions together")
     if estimate:
@@ -231,9 +232,9 @@ def extract(
         typer.echo(json.dumps(est.to_dict(), indent=1) if as_json else format_estimate(est))
         return
     if num_shards is not None:
-        result = extract_partition(input, output, p, shard_index, num_shards)
+        result = extract_partition(input, output, p, shard_index, num_shards, project.ingest.redact)
     else:
-        result = extract_file(input, output, p)
+        result = extract_file(input, output, p, redact=project.ingest.redact)
     if paper_csv:
         write_paper_csv(output, paper_csv)
     typer.echo(f"{result['conversations']} conversations, {result['judged_turns']} judged turns -> "

@@ -71,6 +71,7 @@ def _json(repo: Path, rel: str) -> dict:
 def test_every_output_exists_and_counts_reconcile(repo):
     ing = _json(repo, "reports/ingest.json")
     assert ing["rows_read"] == ing["rows_kept"] + ing["rows_rejected"] + ing["rows_filtered"]
+    assert ing["redaction"] == "presidio" and sum(ing["redacted"].values()) > 0  # the sample holds e-mails
     assert ing["rows_rejected"] >= 8 and ing["rows_kept"] >= 400 and ing["rows_duplicate"] == 1
     rejected = pd.read_parquet(repo / "data/interim/conversations.rejected.parquet")
     assert len(rejected) == ing["rows_rejected"] and rejected["reason"].str.len().gt(0).all()
@@ -210,6 +211,7 @@ def test_mlflow_runs_grouped_under_pipeline_run(repo):
     assert {"ingest", "extract", "extract_quality", "validate", "build_kto", "train", "evaluate"} <= with_datasets
     ingest = next(r for r in children if r.data.tags["natfeed.stage"] == "ingest")
     assert ingest.data.metrics["rows_read"] > 0
+    assert ingest.data.metrics["redacted.EMAIL_ADDRESS"] > 0  # counts as metrics, never the values
     assert ingest.data.tags["git_commit"] != "unknown"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -133,10 +134,18 @@ def normalise_record(rec: RawRecord) -> Conversation:
     return normalise(rec.obj, source=Path(rec.source_file).name)
 
 
-def rejected_row(rec: RawRecord, reason: str, detail: str) -> dict[str, Any]:
-    """The ``rejected`` table's row of an input record that is not a conversation."""
+def rejected_row(rec: RawRecord, reason: str, detail: str, redactor: Any = None,
+                 counts: Counter[str] | None = None) -> dict[str, Any]:
+    """The ``rejected`` table's row of an input record that is not a conversation; with a ``redactor``
+    (:class:`natfeed.privacy.redact.Redactor`) its raw text and detail are redacted (entities added to
+    ``counts``), and a row that failed redaction keeps only its length."""
     raw = rec.raw if rec.raw is not None else json.dumps(rec.obj, ensure_ascii=False, default=str)
     cid = rec.obj.get("conversation_id") if isinstance(rec.obj, dict) else None
+    if redactor is not None:
+        tally: Counter[str] = counts if counts is not None else Counter()
+        raw = (f"<{len(raw)} characters not kept: they could not be redacted>" if reason == "redaction_failed"
+               else redactor.raw(raw, tally))
+        detail = redactor.raw(detail, tally) or detail
     return {"source_file": rec.source_file, "line": rec.line, "conversation_id": None if cid is None else str(cid),
             "reason": reason, "detail": detail, "raw": raw}
 

@@ -24,6 +24,7 @@ from natfeed.core.readers import RawRecord, iter_files, scan_inputs
 from natfeed.core.records import Malformed, none_kept_error, normalise_record, rejected_row
 from natfeed.core.tables import CONVERSATION_SCHEMA, FILTERED_SCHEMA, REJECTED_SCHEMA
 from natfeed.params import IngestParams
+from natfeed.privacy.redact import RedactionFailed, Redactor
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ class IngestCounts:
     filtered: Counter[str] = field(default_factory=Counter)
     languages: Counter[str] = field(default_factory=Counter)
     languages_detected: int = 0
+    redacted: Counter[str] = field(default_factory=Counter)
+    conversations_redacted: int = 0
+    redaction: str = "off"
 
     def as_report(self) -> dict[str, Any]:
         return {
@@ -54,6 +58,9 @@ class IngestCounts:
             "filtered_by_filter": dict(sorted(self.filtered.items())),
             "languages_kept": dict(self.languages.most_common()),
             "languages_detected": self.languages_detected,
+            "redaction": self.redaction,
+            "redacted": dict(sorted(self.redacted.items())),  # entities replaced, per type: counts, never values
+            "conversations_redacted": self.conversations_redacted,
         }
 
 
@@ -93,12 +100,24 @@ class Ingestor:
         return Conversation(**{**conv.__dict__, "language": language})
 
 
+def redact(redactor: Redactor, conv: Conversation, counts: Counter[str], c: IngestCounts | None = None
+           ) -> Conversation:
+    """``conv`` redacted, its entities added to ``counts``."""
+    conv, state = redactor.conversation(conv)
+    counts.update(state.counts)
+    if c is not None and state.counts:
+        c.conversations_redacted += 1
+    return conv
+
+
 def ingest_records(records: Iterable[RawRecord], output: str | Path, params: IngestParams,
                    source: str = "the input") -> dict[str, Any]:
     """Normalise and filter ``records`` into ``output`` and its .rejected/.filtered siblings. When every row is
     rejected, nothing is written and :class:`~natfeed.core.readers.InputError` names the top reasons."""
     ing = Ingestor(params)
     c = ing.counts
+    redactor = Redactor(params.redact) if params.redact.enabled else None
+    c.redaction = "presidio" if redactor is not None else "off"
     start = time.perf_counter()
     with (
         ParquetSink(output, CONVERSATION_SCHEMA, params.batch_size) as kept,
@@ -109,9 +128,13 @@ def ingest_records(records: Iterable[RawRecord], output: str | Path, params: Ing
             c.rows_read += 1
             try:
                 conv = normalise_record(rec)
-            except Malformed as err:
-                c.rejected[err.reason] += 1
-                rejected.add(rejected_row(rec, err.reason, err.detail))
+                if redactor is not None:  # before any filter: the filtered table holds redacted text too
+                    conv = redact(redactor, conv, c.redacted, c)
+            except (Malformed, RedactionFailed) as err:
+                reason, detail = ((err.reason, err.detail) if isinstance(err, Malformed)
+                                  else ("redaction_failed", str(err)))
+                c.rejected[reason] += 1
+                rejected.add(rejected_row(rec, reason, detail, redactor, c.redacted))
                 continue
             conv, hit = ing.apply(conv)
             if hit is not None:

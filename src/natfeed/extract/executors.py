@@ -18,6 +18,7 @@ executor; vLLM replicas and Ray-placed engines are the vllm backend's own engine
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Protocol
@@ -69,11 +70,12 @@ class InProcess:
 
 _WORKER: Extractor | None = None
 _DETECT: Detect = None
+_REDACTOR: Any = None
 
 
-def _init_worker(params: ExtractParams, detect: Detect) -> None:
-    global _WORKER, _DETECT
-    _WORKER, _DETECT = make_extractor(params), detect
+def _init_worker(params: ExtractParams, detect: Detect, redactor: Any = None) -> None:
+    global _WORKER, _DETECT, _REDACTOR
+    _WORKER, _DETECT, _REDACTOR = make_extractor(params), detect, redactor
 
 
 def _work(batch: list[Conversation]) -> BatchResult:
@@ -81,18 +83,20 @@ def _work(batch: list[Conversation]) -> BatchResult:
     return run_batch(_WORKER, batch, _DETECT)
 
 
-def _work_lines(chunk: list[tuple[str, int, bytes]]) -> list[Any]:
+def _work_lines(chunk: list[tuple[str, int, bytes]]) -> tuple[list[Any], Counter[str]]:
     """Raw lines -> per line, in order: (conversation id, its feedback rows, judged turns, user turns), a rejected
-    row or a duplicate id (:func:`decode_chunk`): the worker decodes, so the main process only reads bytes."""
+    row or a duplicate id (:func:`decode_chunk`), and the entities redacted: the worker decodes and redacts, so
+    the main process only reads bytes."""
     assert _WORKER is not None
-    items = decode_chunk(chunk)
+    redacted: Counter[str] = Counter()
+    items = decode_chunk(chunk, _REDACTOR, redacted)
     convs = [c for c in items if isinstance(c, Conversation)]
     res = run_batch(_WORKER, convs, _DETECT)
     by_id: dict[str, list[dict[str, Any]]] = {c.conversation_id: [] for c in convs}
     for row in res.rows:
         by_id[row["conversation_id"]].append(row)
     return [(c.conversation_id, by_id[c.conversation_id], sum(1 for _ in judged_turns(c)), count_user_turns(c))
-            if isinstance(c, Conversation) else c for c in items]
+            if isinstance(c, Conversation) else c for c in items], redacted
 
 
 class ProcessPool:
@@ -100,10 +104,10 @@ class ProcessPool:
 
     name, lazy = "process pool", False
 
-    def __init__(self, params: ExtractParams, detect: Detect, workers: int) -> None:
+    def __init__(self, params: ExtractParams, detect: Detect, workers: int, redactor: Any = None) -> None:
         self.workers = workers
         self.pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                        initargs=(params, detect))
+                                        initargs=(params, detect, redactor))
 
     def _ordered(self, futures: Iterable[tuple[Any, Future[Any]]]) -> Iterator[tuple[Any, Any]]:
         pending: list[tuple[Any, Future[Any]]] = []
@@ -121,8 +125,9 @@ class ProcessPool:
     def map_lines(self, reader: ConversationReader, size: int) -> Iterator[BatchResult]:
         """Raw JSONL decoded by the workers; this process keeps the accounting (rows read, rejected, duplicate
         ids) in input order through ``reader.admit``, so the rows are those of :meth:`map`."""
-        for _, entries in self._ordered((None, self.pool.submit(_work_lines, chunk))
-                                        for chunk in reader.line_chunks(size)):
+        for _, (entries, redacted) in self._ordered((None, self.pool.submit(_work_lines, chunk))
+                                                    for chunk in reader.line_chunks(size)):
+            reader.redacted.update(redacted)
             rows: list[dict[str, Any]] = []
             n_conv = n_turns = 0
             for entry in entries:
@@ -170,11 +175,13 @@ def workers_for(params: ExtractParams, extractor: Extractor | None) -> int:
     return workers if extractor is None and workers > 1 and params.backend in PER_TURN_BACKENDS else 0
 
 
-def make_executor(params: ExtractParams, extractor: Extractor | None, detect: Detect) -> Executor:
-    """The executor ``params`` ask for: Ray, a process pool (per-turn backends, ``workers`` > 1) or in-process."""
+def make_executor(params: ExtractParams, extractor: Extractor | None, detect: Detect, redactor: Any = None
+                  ) -> Executor:
+    """The executor ``params`` ask for: Ray, a process pool (per-turn backends, ``workers`` > 1; ``redactor``:
+    what its workers apply to the raw lines they decode) or in-process."""
     if params.executor == "ray":
         return RayData(params, detect)
     workers = workers_for(params, extractor)
     if workers:
-        return ProcessPool(params, detect, workers)
+        return ProcessPool(params, detect, workers, redactor)
     return InProcess(extractor or make_extractor(params), detect)

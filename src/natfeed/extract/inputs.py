@@ -21,6 +21,7 @@ from natfeed.core.io import ParquetSink
 from natfeed.core.language import MIN_CONFIDENCE, MIN_LETTERS, UNKNOWN, detect_languages
 from natfeed.core.readers import (
     InputScan,
+    RawRecord,
     decode_line,
     is_json_array,
     is_parquet,
@@ -66,6 +67,10 @@ class ConversationReader:
     rows_duplicate: int = 0
     user_turns: int = 0  # user messages in the kept conversations (judged or not)
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    redactor: Any = None
+    """Raw logs: a :class:`natfeed.privacy.redact.Redactor` applied to every row as it is read (None = off)."""
+    redacted: Counter[str] = field(default_factory=Counter)
+    """Entities the redactor replaced, per type."""
     _seen: set[str] = field(default_factory=set, repr=False)
 
     def __post_init__(self) -> None:
@@ -81,7 +86,9 @@ class ConversationReader:
                 "rows_filtered": self.rows_duplicate, "rows_duplicate": self.rows_duplicate,
                 "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
                 "files_read": len(self.scan.files), "skipped_files": self.scan.skipped,
-                "empty_input": self.rows_read == 0}
+                "empty_input": self.rows_read == 0,
+                "redaction": ("by ingest" if self.normalised else "presidio" if self.redactor is not None else "off"),
+                "redacted": dict(sorted(self.redacted.items()))}
 
     def check_any_kept(self) -> None:
         """Raise InputError (naming the top reasons) when rows were read and every one was rejected."""
@@ -109,13 +116,14 @@ class ConversationReader:
             return
         for rec in iter_files(self.scan.files, self.batch_size):
             self.rows_read += 1
-            try:
-                yield normalise_record(rec)
-            except Malformed as err:
-                self.rows_rejected += 1
-                self.rejected_by_reason[err.reason] += 1
-                if self.rejected is not None:
-                    self.rejected.add(rejected_row(rec, err.reason, err.detail))
+            item = read_record(rec, self.redactor, self.redacted)
+            if isinstance(item, Conversation):
+                yield item
+                continue
+            self.rows_rejected += 1
+            self.rejected_by_reason[str(item["reason"])] += 1
+            if self.rejected is not None:
+                self.rejected.add(item)
 
     # -- raw lines decoded elsewhere (worker processes): the same accounting ---------------------------
     @property
@@ -180,7 +188,27 @@ def count_user_turns(conv: Conversation) -> int:
     return sum(1 for m in conv.messages if m["role"] == "user")
 
 
-def decode_chunk(chunk: list[tuple[str, int, bytes]]) -> list[Conversation | dict[str, Any] | str]:
+def read_record(rec: RawRecord, redactor: Any = None, counts: Counter[str] | None = None
+                ) -> Conversation | dict[str, Any]:
+    """One raw record: its Conversation (redacted when a ``redactor`` is given, entities added to ``counts``)
+    or its ``rejected`` row (malformed, or a text the redactor could not process)."""
+    from natfeed.privacy.redact import RedactionFailed
+
+    tally: Counter[str] = counts if counts is not None else Counter()
+    try:
+        conv = normalise_record(rec)
+        if redactor is not None:
+            conv, state = redactor.conversation(conv)
+            tally.update(state.counts)
+        return conv
+    except Malformed as err:
+        return rejected_row(rec, err.reason, err.detail, redactor, tally)
+    except RedactionFailed as err:
+        return rejected_row(rec, "redaction_failed", str(err), redactor, tally)
+
+
+def decode_chunk(chunk: list[tuple[str, int, bytes]], redactor: Any = None, counts: Counter[str] | None = None
+                 ) -> list[Conversation | dict[str, Any] | str]:
     """Raw lines -> per non-blank line, in order: its Conversation, its ``rejected`` row (a dict), or, for a
     conversation id already seen in this chunk, that id (a duplicate; :meth:`ConversationReader.admit`)."""
     out: list[Conversation | dict[str, Any] | str] = []
@@ -189,10 +217,9 @@ def decode_chunk(chunk: list[tuple[str, int, bytes]]) -> list[Conversation | dic
         rec = decode_line(source, lineno, data)
         if rec is None:
             continue
-        try:
-            conv = normalise_record(rec)
-        except Malformed as err:
-            out.append(rejected_row(rec, err.reason, err.detail))
+        conv = read_record(rec, redactor, counts)
+        if isinstance(conv, dict):
+            out.append(conv)
             continue
         if conv.conversation_id in seen:
             out.append(conv.conversation_id)

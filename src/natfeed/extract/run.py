@@ -35,6 +35,8 @@ from natfeed.extract.llm.cache import attach_cache
 from natfeed.extract.partition import partition_path, write_partition
 from natfeed.extract.progress import RequestProgress
 from natfeed.params import ExtractParams
+from natfeed.params.data import RedactParams
+from natfeed.privacy.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +55,24 @@ def _detect(params: ExtractParams, reader: ConversationReader) -> tuple[float, i
 
 
 def extract_file(
-    input_path: str | Path, output: str | Path, params: ExtractParams, extractor: Extractor | None = None
+    input_path: str | Path, output: str | Path, params: ExtractParams, extractor: Extractor | None = None,
+    redact: RedactParams | None = None,
 ) -> dict[str, Any]:
     """Extract feedback from every conversation at ``input_path`` into ``output``.
 
-    LLM backends (``resumable`` extractors) work in shards under :func:`shard_root` and continue where a
-    killed run stopped. Writes ``<output stem>.report.json`` too and returns the report."""
+    Raw logs are redacted as they are read (``redact``: ``ingest.redact``, default on; an ingested parquet
+    was redacted by ingest). LLM backends (``resumable`` extractors) work in shards under :func:`shard_root`
+    and continue where a killed run stopped. Writes ``<output stem>.report.json`` too and returns the report."""
     reader = ConversationReader(input_path, params.batch_size)  # raises InputError before writing anything
+    redact = redact if redact is not None else RedactParams()
+    if redact.enabled and not reader.normalised:
+        reader.redactor = Redactor(redact)
     params = with_cache_dir(params, output)
     if extractor is None and params.backend not in PER_TURN_BACKENDS:
         extractor = make_extractor(params)
     if extractor is not None and getattr(extractor, "resumable", False):
         return _extract_sharded(reader, output, params, extractor)
-    executor = make_executor(params, extractor, _detect(params, reader))
+    executor = make_executor(params, extractor, _detect(params, reader), reader.redactor)
     identity = (extractor or getattr(executor, "extractor", None) or make_extractor(params)).identity
     start = time.perf_counter()
     judged = 0
@@ -369,12 +376,12 @@ def write_paper_csv(feedback_path: str | Path, csv_path: str | Path) -> int:
 
 
 def extract_partition(input_path: str | Path, output: str | Path, params: ExtractParams, index: int,
-                      num_shards: int) -> dict[str, Any]:
+                      num_shards: int, redact: RedactParams | None = None) -> dict[str, Any]:
     """Extract partition ``index`` of ``num_shards`` of ``input_path`` into ``output`` (one machine's job of
     many; whatever the executor). Not to be confused with the resumable shards of one run (:class:`ShardPlanner`)."""
     part = partition_path(shard_root(params, output), input_path, index, num_shards)
     counts = write_partition(input_path, part, index, num_shards, params)
-    report = extract_file(part, output, params)
+    report = extract_file(part, output, params, redact=redact)
     report.update({"input": str(input_path), "partition": str(part), "partition_index": index,
                    "num_partitions": num_shards, "shard_index": index, "num_shards": num_shards,  # the old names
                    **counts})

@@ -14,6 +14,43 @@ NegativeCategory = Literal["repeat_or_rephrase", "make_aware_with_correction", "
                            "ask_for_clarification"]
 
 
+REDACT_ENTITIES = ["EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN",
+                   "URL_CREDENTIALS", "OPENAI_KEY", "AWS_ACCESS_KEY", "GITHUB_TOKEN", "SLACK_TOKEN", "BEARER_TOKEN",
+                   "PRIVATE_KEY"]
+PLACEHOLDERS = {"EMAIL_ADDRESS": "EMAIL", "PHONE_NUMBER": "PHONE", "CREDIT_CARD": "CARD", "IBAN_CODE": "IBAN",
+                "IP_ADDRESS": "IP", "US_SSN": "SSN", "URL_CREDENTIALS": "CREDENTIALS", "OPENAI_KEY": "API_KEY",
+                "AWS_ACCESS_KEY": "AWS_KEY", "GITHUB_TOKEN": "GITHUB_TOKEN", "SLACK_TOKEN": "SLACK_TOKEN",
+                "BEARER_TOKEN": "TOKEN", "PRIVATE_KEY": "PRIVATE_KEY", "PERSON": "NAME"}
+
+
+class RedactParams(Section):
+    """``ingest.redact``: personal data and secrets replaced (Presidio) as logs are read, by ``ingest`` and by
+    ``natfeed extract`` on raw logs, before anything is written or sent."""
+
+    enabled: bool = Field(True, description="Redact (the default); false passes personal data into every output")
+    entities: list[str] = Field(default_factory=lambda: list(REDACT_ENTITIES), description="Presidio entity "
+                                "types to replace (natfeed's secrets recognizers included)")
+    score_threshold: float = Field(0.35, ge=0, le=1, description="Presidio results below this score are kept "
+                                   "as text (phone numbers score 0.4, cards/IBANs/e-mails 1.0)")
+    placeholders: dict[str, str] = Field(default_factory=lambda: dict(PLACEHOLDERS), description="Entity type -> "
+                                         "placeholder label: <LABEL_n>, numbered per conversation")
+    names: bool = Field(False, description="Also person names, with the NER of spacy_model (installed offline "
+                        "from the package registry); reads whole texts, so much slower")
+    spacy_model: str = Field("en_core_web_sm", description="names: the spaCy model")
+    max_chars: int = Field(1_000_000, gt=0, description="A message with more to analyse (the windows around "
+                           "candidates; whole texts with names) is not analysed: its row is rejected "
+                           "(redaction_failed), never passed on")
+
+    @field_validator("entities")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [e for e in value if e not in REDACT_ENTITIES]
+        if unknown:
+            raise ValueError(f"unknown entities {unknown}{did_you_mean(unknown[0], REDACT_ENTITIES)}; known: "
+                             f"{REDACT_ENTITIES} (PERSON: set names: true)")
+        return value
+
+
 class IngestParams(Section):
     """Reading, normalising and filtering conversations."""
 
@@ -26,6 +63,7 @@ class IngestParams(Section):
                                            "confidence become 'unknown' (short texts: 'ok thanks' is not "
                                            "Afrikaans)")
     language_min_letters: int = Field(2, ge=0, description="Texts with fewer letters get 'unknown'")
+    redact: RedactParams = Field(default_factory=RedactParams)
 
 
 class ExpectationsParams(Section):

@@ -98,8 +98,17 @@ def _not_run(label: str, name: str) -> str:
 def _data(r: Mapping[str, Any] | None) -> list[str]:
     if r is None:
         return [_not_run("data", "ingest")]
-    return [_line("data", f"{fmt(r['rows_read'])} rows read: {fmt(r['rows_kept'])} kept, {fmt(r['rows_rejected'])} "
-                  f"rejected, {fmt(r['rows_filtered'])} filtered, {fmt(r.get('rows_duplicate', 0))} duplicate")]
+    lines = [_line("data", f"{fmt(r['rows_read'])} rows read: {fmt(r['rows_kept'])} kept, {fmt(r['rows_rejected'])} "
+                   f"rejected, {fmt(r['rows_filtered'])} filtered, {fmt(r.get('rows_duplicate', 0))} duplicate")]
+    if "redaction" in r:  # reports before redaction have no such key
+        found = r.get("redacted") or {}
+        what = (f"{fmt(sum(found.values()))} personal data / secrets replaced in "
+                f"{fmt(r.get('conversations_redacted', 0))} conversations: "
+                + ", ".join(f"{k} {fmt(v)}" for k, v in sorted(found.items(), key=lambda kv: -kv[1]))
+                if found else "nothing to replace found")
+        lines.append(_line("privacy", what if r["redaction"] != "off" else "redaction OFF (ingest.redact.enabled: "
+                           "false): personal data flows into every output"))
+    return lines
 
 
 def _feedback(r: Mapping[str, Any] | None, with_feedback: int | None) -> list[str]:

@@ -97,3 +97,14 @@ def test_an_llm_extraction_shows_its_cache_hits_and_cost(tmp_path: Path) -> None
     (tmp_path / "h").mkdir()
     heuristic = "\n".join(build_summary(_paths(tmp_path / "h", REPORTS), "sqlite:///m.db", "abc"))
     assert "answered from the cache" not in heuristic
+
+
+def test_the_summary_says_what_was_redacted_or_that_redaction_is_off(tmp_path: Path) -> None:
+    ingest = {**REPORTS["ingest"], "redaction": "presidio", "redacted": {"EMAIL_ADDRESS": 14, "PHONE_NUMBER": 9},
+              "conversations_redacted": 12}
+    text = "\n".join(build_summary(_paths(tmp_path, {**REPORTS, "ingest": ingest}), "sqlite:///m.db", "abc"))
+    assert "23 personal data / secrets replaced in 12 conversations: EMAIL_ADDRESS 14, PHONE_NUMBER 9" in text
+    (tmp_path / "off").mkdir()
+    off = {**REPORTS["ingest"], "redaction": "off", "redacted": {}}
+    text = "\n".join(build_summary(_paths(tmp_path / "off", {**REPORTS, "ingest": off}), "sqlite:///m.db", "abc"))
+    assert "redaction OFF" in text
