@@ -24,6 +24,7 @@ from extract_heuristic import DEFAULT_CORPORA, build_input  # noqa: E402
 
 
 def run(raw: Path, out: Path, enabled: bool) -> dict[str, object]:
+    out.parent.mkdir(parents=True, exist_ok=True)
     params = out.parent / f"params-{enabled}.yaml"
     params.write_text(json.dumps({"ingest": {"redact": {"enabled": enabled}}}))  # JSON is YAML
     start = time.perf_counter()
