@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from natfeed.core.errors import UsageError
 from natfeed.core.io import ParquetSink, read_report, sibling, write_report
 from natfeed.core.tables import CONVERSATION_SCHEMA, FEEDBACK_SCHEMA, REJECTED_SCHEMA
-from natfeed.extract.inputs import iter_conversation_batches
+from natfeed.extract.inputs import ConversationReader
 
 if TYPE_CHECKING:
     from natfeed.params import ExtractParams
@@ -54,16 +54,20 @@ def partition_path(root: Path, input_path: str | Path, index: int, num_shards: i
 
 
 def write_partition(input_path: str | Path, out: str | Path, index: int, num_shards: int,
-                    params: ExtractParams) -> dict[str, int]:
-    """Write the conversations of shard ``index`` (normalised; languages detected) to ``out``. Malformed
+                    params: ExtractParams, redactor: Any = None) -> dict[str, Any]:
+    """Write the conversations of shard ``index`` (normalised; languages detected; raw logs redacted by
+    ``redactor``, a :class:`natfeed.privacy.redact.Redactor`, before anything is written) to ``out``. Malformed
     raw rows are quarantined by shard 0 only, so that the merged report counts them once."""
     if not 0 <= index < num_shards:
         raise UsageError(f"shard index {index} is not in 0..{num_shards - 1}")
     kept = seen = 0
     rejected = ParquetSink(sibling(out, "rejected.parquet"), REJECTED_SCHEMA, 1000) if index == 0 else None
+    reader = ConversationReader(input_path, params.batch_size, rejected)
+    if not reader.normalised:
+        reader.redactor = redactor
     with ParquetSink(out, CONVERSATION_SCHEMA, 2000) as sink:
-        for batch in iter_conversation_batches(input_path, params.batch_size, rejected, params.detect_language,
-                                               params.language_min_confidence, params.language_min_letters):
+        for batch in reader.prepared(params.detect_language, params.language_min_confidence,
+                                     params.language_min_letters):
             for conv in batch:
                 seen += 1
                 if shard_of(conv.conversation_id, num_shards) == index:
@@ -73,7 +77,8 @@ def write_partition(input_path: str | Path, out: str | Path, index: int, num_sha
     if rejected is not None:
         rows_rejected = rejected.rows
         rejected.close()
-    return {"conversations_seen": seen, "conversations_in_shard": kept, "rows_rejected": rows_rejected}
+    return {"conversations_seen": seen, "conversations_in_shard": kept, "rows_rejected": rows_rejected,
+            "redaction": reader.counts()["redaction"], "redacted": dict(sorted(reader.redacted.items()))}
 
 
 SUMMED = ("conversations", "user_turns", "judged_turns", "rows", "rows_rejected", "requests", "prompt_tokens",

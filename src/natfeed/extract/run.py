@@ -380,7 +380,9 @@ def extract_partition(input_path: str | Path, output: str | Path, params: Extrac
     """Extract partition ``index`` of ``num_shards`` of ``input_path`` into ``output`` (one machine's job of
     many; whatever the executor). Not to be confused with the resumable shards of one run (:class:`ShardPlanner`)."""
     part = partition_path(shard_root(params, output), input_path, index, num_shards)
-    counts = write_partition(input_path, part, index, num_shards, params)
+    redact = redact if redact is not None else RedactParams()
+    counts = write_partition(input_path, part, index, num_shards, params,
+                             Redactor(redact) if redact.enabled else None)  # the partition holds redacted text
     report = extract_file(part, output, params, redact=redact)
     report.update({"input": str(input_path), "partition": str(part), "partition_index": index,
                    "num_partitions": num_shards, "shard_index": index, "num_shards": num_shards,  # the old names

@@ -189,3 +189,16 @@ def test_redaction_can_be_turned_off_and_unknown_entities_fail(tmp_path):
     res = CliRunner().invoke(app, ["extract", "--input", str(raw), "--output", str(tmp_path / "x" / "f.parquet"),
                                    "--params", str(params)])
     assert res.exit_code == 0 and json.loads((tmp_path / "x" / "f.report.json").read_text())["redaction"] == "off"
+
+
+def test_partitions_of_raw_logs_are_redacted_before_they_are_written(tmp_path):
+    from natfeed.extract.run import extract_partition
+
+    raw = write_jsonl(tmp_path / "logs.jsonl", seeded_rows())
+    for index in range(2):
+        out = tmp_path / f"part{index}" / "f.parquet"
+        report = extract_partition(raw, out, ExtractParams(workers=1, detect_language=False,
+                                                           shard_dir=str(tmp_path / "shards")), index, 2)
+        assert report["redaction"] == "presidio"
+        assert report["redacted"] == {e: 5 for e in SEEDS}  # every job reads (and redacts) the whole input
+    assert leaks(tmp_path, raw) == []  # the partition files under the shard dir included
