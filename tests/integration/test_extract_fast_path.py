@@ -1,7 +1,8 @@
 """The fast extract path changes no answer. Worker processes that decode their own chunks of raw lines
 and detect languages only for the conversations with feedback rows give exactly the rows, rejected rows
 and counts of the plain path (one process reads, every missing language detected, then the extractor),
-on the whole embedded sample as raw logs, with a malformed row, a blank line and duplicate ids added."""
+on the whole embedded sample as raw logs, with a malformed row, a blank line and duplicate ids added (both
+redact, as every read of raw logs does)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from natfeed.extract.base import feedback_row
 from natfeed.extract.inputs import ConversationReader
 from natfeed.extract.run import extract_file
 from natfeed.params import ExtractParams
+from natfeed.params.data import RedactParams
+from natfeed.privacy.redact import Redactor
 from tests.support.helpers import sample_head
 
 COUNTS = ("rows_read", "rows_kept", "rows_rejected", "rows_duplicate", "conversations", "user_turns", "rows")
@@ -28,7 +31,7 @@ def test_fast_path_equals_the_plain_path_on_the_sample(tmp_path):
     params = ExtractParams(batch_size=50)
     ext = make_extractor(params)
     with ParquetSink(tmp_path / "plain.rejected.parquet", REJECTED_SCHEMA) as rejected:
-        reader = ConversationReader(raw, params.batch_size, rejected)
+        reader = ConversationReader(raw, params.batch_size, rejected, redactor=Redactor(RedactParams()))  # as run
         plain = [feedback_row(det, ext.identity)
                  for batch in reader.prepared(True, params.language_min_confidence, params.language_min_letters)
                  for det in ext.extract(batch)]
@@ -44,3 +47,4 @@ def test_fast_path_equals_the_plain_path_on_the_sample(tmp_path):
         assert report["rows"] == len(want) and report["rows_read"] == reader.rows_read
         assert report["rows_duplicate"] == reader.rows_duplicate and report["rows_kept"] == reader.rows_kept
         assert report["rows_read"] == report["rows_kept"] + report["rows_rejected"] + report["rows_duplicate"]
+        assert report["redacted"] == dict(sorted(reader.redacted.items())) and sum(reader.redacted.values()) > 0
